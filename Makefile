@@ -1,0 +1,44 @@
+# The course's two commands: `make lab` and `make test`. Both set everything up first and are
+# fast the second time (the virtualenv is rebuilt only when the pins change).
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
+NOTEBOOKS ?=
+
+.PHONY: help setup db lab test execute bench html slides clean
+
+help:
+	@echo "make lab      set up and open JupyterLab on the course"
+	@echo "make test     set up and run every test (helpers, notebooks under nbval, benchmark, browser)"
+	@echo "make execute  re-execute the notebooks in place (refreshes their stored outputs)"
+	@echo "make bench    the full performance lab (python -m helpers bench)"
+	@echo "make clean    stop the embedded server and remove generated files"
+
+$(STAMP): pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "Python 3.10 or newer is needed; set PYTHON=python3.x")'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[lab,test,bench]'
+	touch $(STAMP)
+
+setup: $(STAMP) db
+
+db: $(STAMP)
+	@$(PY) -m helpers db start
+
+lab: setup
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(ROOT_FLAG)
+
+test: setup
+	$(PY) -m pytest
+
+execute: setup
+	$(PY) -m helpers notebooks execute $(NOTEBOOKS)
+
+bench: setup
+	$(PY) -m helpers bench --json build/bench/bench.json --plots build/bench
+
+clean:
+	-@[ -x $(PY) ] && $(PY) -m helpers db stop
+	rm -rf build artifacts .pytest_cache

@@ -1,0 +1,32 @@
+"""Helpers for the asyncpg course: where the database is, per-notebook databases, data, timing, plots.
+
+Notebooks import from here and nowhere deeper:
+
+    from helpers import notebook_database
+    DSN = await notebook_database("04_pools")     # a fresh clone of the seeded template
+"""
+
+from .connection import LEARNER_PASSWORD, LEARNER_ROLE, connect, describe, learner_dsn, server_dsn
+from .databases import (
+    course_databases,
+    database_name,
+    drop_course_databases,
+    ensure_template,
+    fingerprint,
+    notebook_database,
+    template_fingerprint,
+)
+from .errors import ConfigError, CourseError, ServerError
+from .generators import take
+from .plotting import plot_comparison, plot_sweep
+from .schema import PRODUCT_QUERY, STATEMENTS, TABLES, create_schema
+from .seed import Dataset, generate_dataset, load_with_copy, load_with_executemany, load_words
+from .timing import Timings, async_timed
+
+__all__ = [
+    "LEARNER_PASSWORD", "LEARNER_ROLE", "PRODUCT_QUERY", "STATEMENTS", "TABLES", "ConfigError", "CourseError", "Dataset", "ServerError", "Timings",
+    "async_timed", "connect", "course_databases", "create_schema", "database_name", "describe",
+    "drop_course_databases", "ensure_template", "fingerprint", "learner_dsn", "generate_dataset", "load_with_copy",
+    "load_with_executemany", "load_words", "notebook_database", "plot_comparison", "plot_sweep", "server_dsn",
+    "take", "template_fingerprint",
+]

@@ -1,0 +1,1 @@
+"""The performance lab: `python -m helpers bench` (see cli.py)."""

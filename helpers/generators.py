@@ -1,0 +1,31 @@
+"""Small async-generator tools for streaming query results."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, AsyncIterator
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+async def take(source: AsyncIterable[T], n: int) -> AsyncIterator[T]:
+    """Yield the first `n` items of `source`, then close it.
+
+    It never asks the source for an (n+1)-th item (the chapter's version does, and so reads
+    one row too many from a cursor), and it closes the source when it stops early, so a
+    generator's `finally` blocks run at once rather than whenever it is garbage-collected.
+    """
+    iterator = aiter(source)
+    try:
+        remaining = n
+        while remaining > 0:
+            try:
+                item = await anext(iterator)
+            except StopAsyncIteration:
+                return
+            yield item
+            remaining -= 1
+    finally:
+        aclose = getattr(iterator, "aclose", None)
+        if aclose is not None:
+            await aclose()

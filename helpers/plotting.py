@@ -1,0 +1,52 @@
+"""The course's two kinds of chart: bars that compare timings, and lines over a sweep.
+
+Each returns the matplotlib Figure, so a notebook shows it and the benchmark saves it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
+
+
+def plot_comparison(groups: Mapping[str, Mapping[str, float]], *, title: str, ylabel: str = "seconds",
+                    fmt: str = "{:.2f}") -> Figure:
+    """Grouped bars: {group: {bar: value}}, e.g. {"this machine": {"sequential": 9.1, "concurrent": 5.0},
+    "the book": {"sequential": 21.8, "concurrent": 4.8}}.  Each bar is labelled with its value."""
+    bars = list(dict.fromkeys(bar for values in groups.values() for bar in values))
+    fig, ax = plt.subplots(figsize=(7, 4))
+    width = 0.8 / max(len(bars), 1)
+    for i, bar in enumerate(bars):
+        xs = [g + i * width for g in range(len(groups))]
+        heights = [values.get(bar, 0.0) for values in groups.values()]
+        rects = ax.bar(xs, heights, width, label=bar)
+        ax.bar_label(rects, labels=[fmt.format(h) for h in heights], padding=2, fontsize=9)
+    ax.set_xticks([g + width * (len(bars) - 1) / 2 for g in range(len(groups))], list(groups))
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.margins(y=0.15)
+    if len(bars) > 1:
+        ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def plot_sweep(x: Sequence[float], series: Mapping[str, Sequence[float]], *, title: str, xlabel: str,
+               ylabel: str, ceiling: Mapping[str, Sequence[float]] | None = None, logx: bool = False) -> Figure:
+    """One line per series over a shared x axis; `ceiling` series are drawn dashed (e.g. pgbench)."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for label, ys in series.items():
+        ax.plot(x, ys, marker="o", label=label)
+    for label, ys in (ceiling or {}).items():
+        ax.plot(x, ys, linestyle="--", marker="x", label=label)
+    if logx:
+        ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    return fig
