@@ -1,13 +1,13 @@
 """The course's two kinds of chart: bars that compare timings, and lines over a sweep.
 
-Each returns the matplotlib Figure, so a notebook shows it and the benchmark saves it.
+Each returns a matplotlib Figure that pyplot does not track: a notebook shows it once (as the
+cell's value), and the benchmark saves it with `fig.savefig` without a display.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
 
@@ -16,7 +16,8 @@ def plot_comparison(groups: Mapping[str, Mapping[str, float]], *, title: str, yl
     """Grouped bars: {group: {bar: value}}, e.g. {"this machine": {"sequential": 9.1, "concurrent": 5.0},
     "the book": {"sequential": 21.8, "concurrent": 4.8}}.  Each bar is labelled with its value."""
     bars = list(dict.fromkeys(bar for values in groups.values() for bar in values))
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig = Figure(figsize=(7, 4), layout="tight")
+    ax = fig.subplots()
     width = 0.8 / max(len(bars), 1)
     for i, bar in enumerate(bars):
         xs = [g + i * width for g in range(len(groups))]
@@ -29,14 +30,14 @@ def plot_comparison(groups: Mapping[str, Mapping[str, float]], *, title: str, yl
     ax.margins(y=0.15)
     if len(bars) > 1:
         ax.legend()
-    fig.tight_layout()
     return fig
 
 
 def plot_sweep(x: Sequence[float], series: Mapping[str, Sequence[float]], *, title: str, xlabel: str,
                ylabel: str, ceiling: Mapping[str, Sequence[float]] | None = None, logx: bool = False) -> Figure:
     """One line per series over a shared x axis; `ceiling` series are drawn dashed (e.g. pgbench)."""
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig = Figure(figsize=(7, 4), layout="tight")
+    ax = fig.subplots()
     for label, ys in series.items():
         ax.plot(x, ys, marker="o", label=label)
     for label, ys in (ceiling or {}).items():
@@ -48,5 +49,4 @@ def plot_sweep(x: Sequence[float], series: Mapping[str, Sequence[float]], *, tit
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
     ax.legend()
-    fig.tight_layout()
     return fig
