@@ -215,7 +215,7 @@ class EmbeddedServer:
 
     def _wait_ready(self, already: Running | None = None) -> Running:
         """Wait until the server accepts connections; a live server that never does is a lock we cannot break."""
-        deadline = time.monotonic() + (10 if already else START_TIMEOUT)
+        deadline = time.monotonic() + (6 if already else START_TIMEOUT)
         while True:
             running = self._running()
             if running is not None and self._accepts_connections(running):
@@ -259,11 +259,13 @@ class EmbeddedServer:
             folder.chmod(folder.stat().st_mode | 0o001)  # traverse only: o+x
 
     def _run(self, args: list[str]) -> str:
-        user = SYSTEM_USER if self._as_root() else None
+        # As root: drop to the system user with its own group and none of root's, or root's
+        # group bits (often ---) would apply to root-owned parent directories.
+        identity = {"user": SYSTEM_USER, "group": SYSTEM_USER, "extra_groups": []} if self._as_root() else {}
         env = {**os.environ, "LC_ALL": _usable_locale(), "PGTZ": "UTC"}
         try:
-            result = subprocess.run(args, user=user, env=env, capture_output=True, text=True,
-                                    timeout=START_TIMEOUT + 15, cwd="/")
+            result = subprocess.run(args, env=env, capture_output=True, text=True,
+                                    timeout=START_TIMEOUT + 15, cwd="/", **identity)
         except subprocess.TimeoutExpired:
             raise ServerError(f"`{Path(args[0]).name}` did not finish within {START_TIMEOUT + 15} s.",
                               f"look at {self.log_file()} for the reason.") from None

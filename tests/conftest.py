@@ -1,0 +1,61 @@
+"""Fixtures: real PostgreSQL servers only.
+
+- the course's embedded server (the one `make test` started), used through a throw-away
+  name prefix so tests never touch a learner's databases;
+- a second embedded server on a loopback TCP port with password authentication, reached
+  the way a class server is: through DATABASE_URL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from helpers import drop_course_databases
+from helpers.server import EmbeddedServer
+
+TCP_PASSWORD = "course-test"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def prefix(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A prefix of this test's own, so its databases and template are its own; dropped afterwards."""
+    name = f"t{os.getpid()}_{os.urandom(3).hex()}"
+    monkeypatch.setenv("COURSE_DB_PREFIX", name)
+    yield name
+    asyncio.run(drop_course_databases())
+
+
+@pytest.fixture(scope="session")
+def tcp_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedServer]:
+    server = EmbeddedServer(tmp_path_factory.mktemp("tcp") / "pgdata", port=free_port(), password=TCP_PASSWORD)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def via_url(tcp_server: EmbeddedServer, prefix: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """DATABASE_URL pointing at the TCP server; returns the URL."""
+    url = tcp_server.dsn()
+    monkeypatch.setenv("DATABASE_URL", url)
+    return url
+
+
+@pytest.fixture
+def scratch_server(tmp_path: Path) -> Iterator[EmbeddedServer]:
+    """A private socket-only server in a temporary directory, for tests that crash or lock it."""
+    server = EmbeddedServer(tmp_path / "pgdata")
+    yield server
+    server.stop()

