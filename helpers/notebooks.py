@@ -1,12 +1,13 @@
 """Re-executing the course's notebooks in place, so their stored outputs are one real run.
 
 Stored outputs are nbval's reference.  Tracebacks and warnings name files on the machine
-that ran them (`/home/alice/course/.venv/...`); those paths are replaced by placeholders so
-the reference is the same wherever it was made.  Nothing else in an output is touched.
+that ran them (`/home/alice/course/.venv/...`, `/tmp/ipykernel_4242/123.py`); those are
+replaced by placeholders so the reference is the same wherever it was made.  Nothing else in an output is touched.
 """
 
 from __future__ import annotations
 
+import re
 import site
 import sys
 import sysconfig
@@ -35,10 +36,13 @@ def _path_placeholders() -> list[tuple[str, str]]:
     return sorted(places.items(), key=lambda item: len(item[0]), reverse=True)
 
 
+_KERNEL_CELL_FILE = re.compile(r"[^\s\"'<>]*ipykernel_\d+/\d+\.py")  # a warning's "file" for a cell
+
+
 def scrub(text: str) -> str:
     for path, placeholder in _path_placeholders():
         text = text.replace(path, placeholder)
-    return text
+    return _KERNEL_CELL_FILE.sub("<cell>", text)
 
 
 def scrub_outputs(notebook: nbformat.NotebookNode) -> None:
