@@ -9,6 +9,7 @@ the template's comment).  It refuses connections, so no notebook or test can cha
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from pathlib import Path
 
@@ -152,14 +153,14 @@ async def fingerprint(connection: asyncpg.Connection) -> dict[str, tuple[int, st
 
 async def template_fingerprint() -> dict[str, tuple[int, str]]:
     """The template's fingerprint, read from a throw-away clone (the template refuses connections)."""
-    dsn = await notebook_database("fingerprint")
-    conn = await connect(dsn)
+    scratch = f"fingerprint_{os.getpid()}"  # two sessions at once must not share it
+    conn = await connect(await notebook_database(scratch))
     try:
         return await fingerprint(conn)
     finally:
         await conn.close()
         admin = await connect(server_dsn())
         try:
-            await _drop(admin, database_name("fingerprint"))
+            await _drop(admin, database_name(scratch))
         finally:
             await admin.close()

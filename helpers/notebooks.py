@@ -21,6 +21,8 @@ from .config import REPO_ROOT
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 CELL_TIMEOUT = 600
+RAISES_MARKER = "# NBVAL_RAISES_EXCEPTION"
+RAISES_TAG = "raises-exception"
 
 
 def course_notebooks() -> list[Path]:
@@ -59,10 +61,18 @@ def scrub_outputs(notebook: nbformat.NotebookNode) -> None:
 def execute_in_place(path: Path) -> float:
     """Run every cell top to bottom in a fresh kernel (from the notebooks' folder); return the seconds."""
     notebook = nbformat.read(path, as_version=4)
+    expected_errors = [cell for cell in notebook.cells if cell.cell_type == "code"
+                       and cell.source.startswith(RAISES_MARKER)]
+    for cell in expected_errors:  # nbclient's way to say "this cell raises on purpose"
+        cell.metadata.setdefault("tags", []).append(RAISES_TAG)
     started = time.perf_counter()
     NotebookClient(notebook, timeout=CELL_TIMEOUT, kernel_name="python3",
                    resources={"metadata": {"path": str(path.parent)}}).execute()
     elapsed = time.perf_counter() - started
+    for cell in expected_errors:  # the source comment is nbval's marker; a tag too makes it warn
+        cell.metadata["tags"] = [tag for tag in cell.metadata["tags"] if tag != RAISES_TAG]
+        if not cell.metadata["tags"]:
+            del cell.metadata["tags"]
     scrub_outputs(notebook)
     nbformat.write(notebook, path)
     return elapsed

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+import matplotlib.pyplot  # noqa: F401  (in Jupyter this loads the inline backend, which displays Figures)
 from matplotlib.figure import Figure
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 WORDS_FILE = Path(__file__).parent / "data" / "common_words.txt"
 SEED = 5  # the chapter is chapter 5
