@@ -8,8 +8,22 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-import matplotlib.pyplot  # noqa: F401  (in Jupyter this loads the inline backend, which displays Figures)
 from matplotlib.figure import Figure
+
+
+def _show_figures_in_jupyter() -> None:
+    """Let a Figure that is a cell's value display as a PNG (pyplot would, but it also tracks figures)."""
+    try:
+        from IPython import get_ipython
+        from IPython.core.pylabtools import select_figure_formats
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is not None:
+        select_figure_formats(shell, {"png"})
+
+
+_show_figures_in_jupyter()
 
 
 def plot_comparison(groups: Mapping[str, Mapping[str, float]], *, title: str, ylabel: str = "seconds",
