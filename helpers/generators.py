@@ -12,8 +12,9 @@ async def take(source: AsyncIterable[T], n: int) -> AsyncIterator[T]:
     """Yield the first `n` items of `source`, then close it.
 
     It never asks the source for an (n+1)-th item (the chapter's version does, and so reads
-    one row too many from a cursor), and it closes the source when it stops early, so a
-    generator's `finally` blocks run at once rather than whenever it is garbage-collected.
+    one row too many from a cursor), and it closes a source that can be closed (an async
+    generator's `aclose`), so its `finally` blocks run at once rather than whenever it is
+    garbage-collected.  An asyncpg cursor has no `aclose`: its transaction closes it.
     """
     iterator = aiter(source)
     try:

@@ -66,7 +66,7 @@ def execute_in_place(path: Path) -> float:
     for cell in expected_errors:  # nbclient's way to say "this cell raises on purpose"
         cell.metadata.setdefault("tags", []).append(RAISES_TAG)
     started = time.perf_counter()
-    NotebookClient(notebook, timeout=CELL_TIMEOUT, kernel_name="python3",
+    NotebookClient(notebook, timeout=CELL_TIMEOUT, kernel_name="python3", record_timing=False,
                    resources={"metadata": {"path": str(path.parent)}}).execute()
     elapsed = time.perf_counter() - started
     for cell in expected_errors:  # the source comment is nbval's marker; a tag too makes it warn
