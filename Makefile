@@ -42,3 +42,12 @@ bench: setup
 clean:
 	-@[ -x $(PY) ] && $(PY) -m helpers db stop
 	rm -rf build artifacts .pytest_cache
+
+# Static copies for a classroom, from the outputs stored in the notebooks (nothing runs, no
+# database): build/html/ (pages + index.html) and build/slides/ (reveal.js decks + index.html).
+# Both work offline; reveal.js and Mermaid are fetched once with npm (versions in helpers/site.py).
+html: $(STAMP)
+	$(PY) -m helpers.site html
+
+slides: $(STAMP)
+	$(PY) -m helpers.site slides
