@@ -1,0 +1,73 @@
+"""pgbench, PostgreSQL's own load generator in C: the ceiling a Python client is measured against.
+
+It runs the same SQL as a prepared statement (`-M prepared`) from a custom script (`-f`),
+without its vacuum of the standard tables (`-n`), for a given number of whole seconds (`-T`).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import subprocess
+import tempfile
+from pathlib import Path
+
+from ..errors import CourseError
+from ..server import binary
+from .measure import Measurement, children_cpu
+from .queries import pgbench_script
+
+_TPS = re.compile(r"^tps = ([0-9.]+) \(without initial connection time\)", re.MULTILINE)
+_PROCESSED = re.compile(r"^number of transactions actually processed: (\d+)", re.MULTILINE)
+
+
+class PgbenchError(CourseError):
+    """pgbench could not run or reported no rate."""
+
+
+def version() -> str:
+    return subprocess.run([binary("pgbench"), "--version"], capture_output=True, text=True, check=True).stdout.strip()
+
+
+def seconds_for(duration: float) -> int:
+    """pgbench's -T takes whole seconds: the nearest one, at least 1."""
+    return max(1, round(duration)) if math.isfinite(duration) else 1
+
+
+class Pgbench:
+    """One script file per method, written once into a temporary directory."""
+
+    def __init__(self, dsn: str, product_id: int) -> None:
+        self.dsn = dsn
+        self._dir = tempfile.TemporaryDirectory(prefix="course-bench-")
+        self.scripts = {}
+        for method in ("fetchrow", "fetch"):
+            path = Path(self._dir.name) / f"{method}.sql"
+            path.write_text(pgbench_script(method, product_id))
+            self.scripts[method] = path
+
+    def close(self) -> None:
+        self._dir.cleanup()
+
+    def __enter__(self) -> Pgbench:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def run(self, method: str, clients: int, seconds: int) -> Measurement:
+        """Run for `seconds` with `clients` connections (one thread each); the rate excludes connecting."""
+        # pgbench accepts a connection string (URI) where the database name goes.
+        args = [binary("pgbench"), "-n", "-M", "prepared", "-f", str(self.scripts[method]),
+                "-c", str(clients), "-j", str(clients), "-T", str(seconds), self.dsn]
+        before = children_cpu()
+        result = subprocess.run(args, capture_output=True, text=True, timeout=seconds + 60)
+        cpu = children_cpu() - before
+        tps, processed = _TPS.search(result.stdout), _PROCESSED.search(result.stdout)
+        if result.returncode != 0 or tps is None or processed is None:
+            tail = (result.stderr or result.stdout).strip().splitlines()[-3:]
+            raise PgbenchError(f"pgbench failed (exit code {result.returncode}): {' / '.join(tail)}",
+                               "check that the server is up (`python -m helpers db status`) and try again.")
+        queries = int(processed.group(1))
+        rate = float(tps.group(1))
+        return Measurement(queries=queries, seconds=queries / rate, client_cpu=cpu)

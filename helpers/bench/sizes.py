@@ -1,0 +1,76 @@
+"""How big each workload is: the book's sizes by default, a one-minute version with --quick."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class Sizes:
+    mode: str
+    #: Workload 1 (and 5, 6): queries per side, split over `rounds` interleaved rounds.
+    fetchrow_queries: int
+    fetch_queries: int
+    rounds: int
+    #: Workload 6 (the index): its queries are fast, so fewer rounds (and, quick, more queries for fetch).
+    index_rounds: int
+    index_fetch_queries: int
+    #: Workload 2: pool sizes, and concurrent queries per pool size.
+    pool_sizes: tuple[int, ...]
+    sweep_fetchrow_queries: int
+    sweep_fetch_queries: int
+    #: Workload 3: the dataset, and how many times each loader runs.
+    seed_brands: int
+    seed_products: int
+    seed_skus: int
+    seed_rounds: int
+    #: Workload 4: rows streamed, cursor prefetch sizes, rounds.
+    memory_rows: tuple[int, ...]
+    prefetch: tuple[int, ...]
+    memory_rounds: int
+    #: The product the chapter queries.
+    product_id: int = 100
+    #: The chapter's pool (and pgbench's client count beside it).
+    pool_size: int = 6
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+FULL = Sizes(
+    mode="full",
+    fetchrow_queries=10_000,
+    fetch_queries=10_000,
+    rounds=4,
+    index_rounds=2,
+    index_fetch_queries=10_000,
+    pool_sizes=(1, 2, 4, 6, 8, 12, 16),
+    sweep_fetchrow_queries=10_000,
+    sweep_fetch_queries=500,
+    seed_brands=100,
+    seed_products=1_000,
+    seed_skus=100_000,
+    seed_rounds=3,
+    memory_rows=(10_000, 100_000, 1_000_000),
+    prefetch=(50, 1_000),
+    memory_rounds=2,
+)
+
+QUICK = Sizes(
+    mode="quick",
+    fetchrow_queries=1_500,
+    fetch_queries=300,
+    rounds=2,
+    index_rounds=1,
+    index_fetch_queries=1_500,
+    pool_sizes=(1, 2, 4, 6, 8, 12, 16),
+    sweep_fetchrow_queries=1_000,
+    sweep_fetch_queries=150,
+    seed_brands=100,
+    seed_products=1_000,
+    seed_skus=20_000,
+    seed_rounds=2,
+    memory_rows=(1_000, 10_000, 100_000),
+    prefetch=(50, 1_000),
+    memory_rounds=1,
+)

@@ -1,0 +1,72 @@
+"""`python -m helpers bench --quick`: it runs, fills every figure of its JSON and writes its plots.
+
+No speed is asserted anywhere: the goals are reported (met or not) by the benchmark itself.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+WORKLOADS = {"concurrent_queries", "pool_sweep", "seeding", "streaming_memory", "index"}
+
+
+def empty_figures(value: Any, path: str = "") -> Iterator[str]:
+    """The path of every None or NaN in a JSON document."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        yield path or "<root>"
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from empty_figures(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from empty_figures(item, f"{path}[{index}]")
+
+
+@pytest.mark.slow
+def test_bench_quick_fills_every_figure_and_writes_the_plots(tmp_path: Path, prefix: str) -> None:
+    # `prefix` (conftest): the child inherits a throw-away COURSE_DB_PREFIX, so the lab clones its
+    # databases from a template of the test's own and never touches a learner's; dropped afterwards.
+    out = tmp_path / "bench"
+    result = subprocess.run(
+        [sys.executable, "-m", "helpers", "bench", "--quick", "--json", str(out / "bench.json"), "--plots", str(out)],
+        cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    document = json.loads((out / "bench.json").read_text(encoding="utf-8"))
+
+    env = document["environment"]
+    for key in ("python", "asyncpg", "postgresql", "pgbench", "cpu_count"):
+        assert env[key], key
+    assert document["mode"] == "quick"
+    assert set(document["workloads"]) == WORKLOADS
+
+    psycopg_installed = env["psycopg"] is not None
+    missing = [path for path in empty_figures(document) if psycopg_installed or "psycopg" not in path]
+    assert missing == []
+    if not psycopg_installed:
+        assert document["psycopg"]["status"] == "psycopg not installed: skipped"
+
+    # every goal is reported with its figure, met or not
+    assert len(document["goals"]) == 5
+    for goal in document["goals"]:
+        assert isinstance(goal["measured"], float) and isinstance(goal["met"], bool), goal
+
+    # every section of the table has as many cells per row as columns, and is printed
+    for section in document["tables"]:
+        assert section["title"] in result.stdout
+        assert all(len(row) == len(section["columns"]) for row in section["rows"]), section["title"]
+
+    # the plots exist and are PNG images
+    assert len(document["plots"]) >= 8
+    for name in document["plots"]:
+        data = (out / name).read_bytes()
+        assert data.startswith(PNG_MAGIC) and len(data) > 1000, name
