@@ -140,13 +140,14 @@ def lab(chromium: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[La
     for name, values in LAB_SETTINGS.items():
         (settings / name).parent.mkdir(parents=True, exist_ok=True)
         (settings / name).write_text(json.dumps(values))
-    for name in ("workspaces", "config", "runtime", "ipython"):
+    for name in ("workspaces", "config", "data", "runtime", "ipython"):
         (base / name).mkdir()
     env = {
         **os.environ,
         "JUPYTERLAB_SETTINGS_DIR": str(settings),
         "JUPYTERLAB_WORKSPACES_DIR": str(base / "workspaces"),
         "JUPYTER_CONFIG_DIR": str(base / "config"),
+        "JUPYTER_DATA_DIR": str(base / "data"),  # notebook signatures land here, not in ~/.local
         "JUPYTER_RUNTIME_DIR": str(base / "runtime"),
         "IPYTHONDIR": str(base / "ipython"),
         "COURSE_DB_PREFIX": browser_db_prefix(),
@@ -570,3 +571,22 @@ def test_without_chromium_the_browser_tests_skip_with_a_reason(tmp_path: Path) -
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"Chromium not found at {missing}" in result.stdout
     assert re.search(r"\b\d+ skipped\b", result.stdout) and " passed" not in result.stdout
+
+
+def test_static_pages_link_pages_and_take_titles_from_headings() -> None:
+    from nbformat.v4 import new_markdown_cell, new_notebook
+
+    from helpers import site
+
+    notebook = new_notebook(cells=[
+        new_markdown_cell("# 09 · Cursors\n\nA cursor *streams* a [query](https://example.org)'s `rows`.\n\n"
+                          "## What you will learn\n\n- one"),
+        new_markdown_cell("**Next:** [10 · Performance lab](10_performance_lab.ipynb#setup)"),
+        new_markdown_cell("**Next:** [Back to the start](../README.md)"),
+    ])
+    page = site._for_pages(notebook, "09_cursors")
+    assert site.title_of(notebook, "x") == page.metadata["title"] == "09 · Cursors"
+    assert site.summary_of(notebook) == "A cursor streams a query's rows."
+    assert page.cells[1].source == "**Next:** [10 · Performance lab](10_performance_lab.html#setup)"
+    assert page.cells[2].source == "**Next:** [Back to the start](index.html)"
+    assert notebook.cells[1].source.endswith(".ipynb#setup)"), "the notebook itself is left alone"
