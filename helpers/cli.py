@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from . import config, databases
+from .bench.cli import add_parser as add_bench_parser
 from .connection import connect, describe, embedded_server, server_dsn
 from .errors import CourseError
 from .server import binary
@@ -35,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     nb = groups.add_parser("notebooks", help="the course's notebooks").add_subparsers(dest="action", required=True)
     execute = nb.add_parser("execute", help="re-execute notebooks in place (their stored outputs are nbval's reference)")
     execute.add_argument("paths", nargs="*", type=Path, help="notebooks to run (default: all, in order)")
-    _add_bench(groups)
+    add_bench_parser(groups, COMMANDS)
     args = parser.parse_args(argv)
     try:
         return COMMANDS[args.group, getattr(args, "action", "")](args)
@@ -44,14 +45,6 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
-
-
-def _add_bench(groups: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    try:
-        from .bench.cli import add_parser
-    except ImportError:
-        return
-    add_parser(groups, COMMANDS)
 
 
 def start(_: argparse.Namespace) -> int:
