@@ -14,6 +14,8 @@ help:
 	@echo "make test     set up and run every test (helpers, notebooks under nbval, benchmark, browser)"
 	@echo "make execute  re-execute the notebooks in place (refreshes their stored outputs)"
 	@echo "make bench    the full performance lab (python -m helpers bench)"
+	@echo "make html     the executed notebooks as static HTML in build/html (offline)"
+	@echo "make slides   reveal.js slides per notebook in build/slides (offline)"
 	@echo "make clean    stop the embedded server and remove generated files"
 
 $(STAMP): pyproject.toml constraints.txt

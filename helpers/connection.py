@@ -107,25 +107,34 @@ LEARNER_PASSWORD = "learner"  # a documented local development password, not a s
 
 
 async def learner_dsn(database: str, password: str = LEARNER_PASSWORD) -> str:
-    """A DSN that logs in with a password, for showing what a wrong one does.
+    """A DSN that logs in as `course_learner` with `password`, for showing what a wrong one does.
 
-    On the embedded server a role `course_learner` (password `learner`) is created for it; on a
-    server named by DATABASE_URL, that URL's own user is used with the given password.
+    The role (password `learner`) is created or reset on the course's server, embedded or
+    not; a server role without the right to create roles gets a message saying what to ask for.
     """
-    url = config.database_url()
-    if url is not None:
-        parts = _parse(with_database(url, database))
-        netloc = f"{quote(parts.username or '', safe='')}:{quote(password, safe='')}@{parts.netloc.rpartition('@')[2]}"
-        return urlunsplit(parts._replace(netloc=netloc))
     admin = await connect(server_dsn())
     try:
-        # CREATE ROLE takes no $-parameters; format() quotes the name and password on the server.
-        statement = await admin.fetchval(
-            "SELECT format(CASE WHEN EXISTS (SELECT FROM pg_roles WHERE rolname = $1)"
-            " THEN 'ALTER ROLE %I LOGIN PASSWORD %L' ELSE 'CREATE ROLE %I LOGIN PASSWORD %L' END, $1::text, $2::text)",
-            LEARNER_ROLE, LEARNER_PASSWORD)
-        await admin.execute(statement)
+        await _ensure_learner_role(admin)
     finally:
         await admin.close()
-    dsn = server_dsn(database)
-    return dsn.replace("postgresql://postgres@", f"postgresql://{LEARNER_ROLE}:{quote(password, safe='')}@", 1)
+    parts = urlsplit(server_dsn(database))
+    host = parts.netloc.rpartition("@")[2]
+    netloc = f"{LEARNER_ROLE}:{quote(password, safe='')}@{host}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+async def _ensure_learner_role(admin: asyncpg.Connection) -> None:
+    exists = await admin.fetchval("SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = $1)", LEARNER_ROLE)
+    # CREATE/ALTER ROLE take no $-parameters; format() quotes the name and password on the server.
+    statement = await admin.fetchval("SELECT format($1, $2::text, $3::text)",
+                                     "ALTER ROLE %I LOGIN PASSWORD %L" if exists else "CREATE ROLE %I LOGIN PASSWORD %L",
+                                     LEARNER_ROLE, LEARNER_PASSWORD)
+    try:
+        await admin.execute(statement)
+    except asyncpg.InsufficientPrivilegeError:
+        if exists:
+            return  # someone with the right made it; trust its password is the documented one
+        raise ServerError(
+            f"The role in DATABASE_URL may not create roles, and the role {LEARNER_ROLE!r} does not exist.",
+            f"ask the server's owner to run: CREATE ROLE {LEARNER_ROLE} LOGIN PASSWORD '{LEARNER_PASSWORD}';",
+        ) from None

@@ -129,11 +129,16 @@ def test_everything_works_through_database_url(via_url: str) -> None:
     from helpers import learner_dsn
 
     with pytest.raises(asyncpg.InvalidPasswordError):
-        asyncio.run(connect_raw(asyncio.run(learner_dsn("postgres", password="wrong"))))
+        asyncio.run(current_user(asyncio.run(learner_dsn("postgres", password="wrong"))))
+    assert asyncio.run(current_user(asyncio.run(learner_dsn("postgres")))) == "course_learner"
 
 
-async def connect_raw(dsn: str) -> None:
-    await asyncpg.connect(dsn)
+async def current_user(dsn: str) -> str:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return await conn.fetchval("SELECT current_user")
+    finally:
+        await conn.close()
 
 
 async def _count(dsn: str) -> int:

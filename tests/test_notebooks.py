@@ -45,7 +45,10 @@ def test_anatomy(path: Path) -> None:
     for heading in ("## Setup", "## Common mistakes", "## Exercises", "## Summary"):
         assert re.search(rf"^{heading}\b", text, re.M), f"missing section {heading}"
     assert f'notebook_database("{path.stem}"' in _source(code[0]), "first code cell: the setup"
-    assert any(_source(c).startswith("# NBVAL_RAISES_EXCEPTION") for c in code), "a real error in Common mistakes"
+    raising = [c for c in code if _source(c).startswith("# NBVAL_RAISES_EXCEPTION")]
+    assert raising, "a real error in Common mistakes"
+    for cell in raising:  # without the tag, JupyterLab's Run All stops at the first mistake
+        assert "raises-exception" in cell["metadata"].get("tags", []), _source(cell)[:80]
 
     solutions = [i for i, c in enumerate(cells) if c["cell_type"] == "code"
                  and c["metadata"].get("jupyter", {}).get("source_hidden") and _source(c).startswith("# Solution")]
