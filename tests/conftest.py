@@ -14,12 +14,31 @@ import socket
 from collections.abc import Iterator
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from helpers import drop_course_databases
 from helpers.server import EmbeddedServer
 
 TCP_PASSWORD = "course-test"
+
+
+def query(dsn: str, sql: str, *args: object) -> list:
+    """Run one statement on a fresh connection (plain asyncpg) and return its rows."""
+    return asyncio.run(_query(dsn, sql, *args))
+
+
+def value(dsn: str, sql: str, *args: object) -> object:
+    """The first column of the first row of `sql`."""
+    return query(dsn, sql, *args)[0][0]
+
+
+async def _query(dsn: str, sql: str, *args: object) -> list:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return await conn.fetch(sql, *args)
+    finally:
+        await conn.close()
 
 
 def free_port() -> int:

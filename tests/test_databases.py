@@ -13,16 +13,11 @@ from helpers import (
     load_with_executemany, load_words, notebook_database, server_dsn, template_fingerprint,
 )
 from helpers.databases import ensure_template, template_name, template_version
+from tests.conftest import _query as _aquery
+from tests.conftest import query, value
 
 EXPECTED_COUNTS = {"brand": 100, "product": 1_000, "product_color": 2, "product_size": 3, "sku": 100_000}
 
-
-async def _query(dsn: str, sql: str, *args):
-    conn = await connect(dsn)
-    try:
-        return await conn.fetch(sql, *args)
-    finally:
-        await conn.close()
 
 
 def test_word_list_is_clean() -> None:
@@ -33,13 +28,13 @@ def test_word_list_is_clean() -> None:
 
 def test_seeded_database_has_the_chapters_sizes(prefix: str) -> None:
     dsn = asyncio.run(notebook_database("counts"))
-    counts = {t: asyncio.run(_query(dsn, f"SELECT count(*) FROM {t}"))[0][0] for t in EXPECTED_COUNTS}
+    counts = {t: value(dsn, f"SELECT count(*) FROM {t}") for t in EXPECTED_COUNTS}
     assert counts == EXPECTED_COUNTS
-    colours = asyncio.run(_query(dsn, "SELECT product_color_name FROM product_color ORDER BY 1"))
-    sizes = asyncio.run(_query(dsn, "SELECT product_size_name FROM product_size ORDER BY product_size_id"))
+    colours = query(dsn, "SELECT product_color_name FROM product_color ORDER BY 1")
+    sizes = query(dsn, "SELECT product_size_name FROM product_size ORDER BY product_size_id")
     assert [r[0] for r in colours] == ["Black", "Blue"]
     assert [r[0] for r in sizes] == ["Small", "Medium", "Large"]
-    names = asyncio.run(_query(dsn, "SELECT product_name FROM product"))
+    names = query(dsn, "SELECT product_name FROM product")
     assert all(len(r[0].split(" ")) == 10 and r[0] == r[0].strip() for r in names)
 
 
@@ -66,10 +61,10 @@ async def _load_into(name: str, loader) -> dict:
 
 def test_each_call_gives_a_fresh_clone(prefix: str) -> None:
     dsn = asyncio.run(notebook_database("fresh"))
-    asyncio.run(_query(dsn, "DELETE FROM sku"))
-    assert asyncio.run(_query(dsn, "SELECT count(*) FROM sku"))[0][0] == 0
+    query(dsn, "DELETE FROM sku")
+    assert value(dsn, "SELECT count(*) FROM sku") == 0
     dsn = asyncio.run(notebook_database("fresh"))
-    assert asyncio.run(_query(dsn, "SELECT count(*) FROM sku"))[0][0] == 100_000
+    assert value(dsn, "SELECT count(*) FROM sku") == 100_000
 
 
 def test_clone_replaces_a_database_with_open_connections(prefix: str) -> None:
@@ -83,7 +78,7 @@ def test_clone_replaces_a_database_with_open_connections(prefix: str) -> None:
                             asyncpg.InterfaceError)):
             await held.fetchval("SELECT 1")  # terminated by DROP DATABASE … WITH (FORCE)
         held.terminate()
-        return (await _query(dsn, "SELECT count(*) FROM brand"))[0][0]
+        return (await _aquery(dsn, "SELECT count(*) FROM brand"))[0][0]
 
     assert asyncio.run(scenario()) == 100
 
@@ -91,10 +86,10 @@ def test_clone_replaces_a_database_with_open_connections(prefix: str) -> None:
 def test_notebooks_in_parallel_are_isolated(prefix: str) -> None:
     async def scenario() -> list[int]:
         a, b = await asyncio.gather(notebook_database("par_a"), notebook_database("par_b"))
-        await _query(a, "DELETE FROM brand WHERE brand_id > 50 AND NOT EXISTS "
+        await _aquery(a, "DELETE FROM brand WHERE brand_id > 50 AND NOT EXISTS "
                         "(SELECT FROM product WHERE product.brand_id = brand.brand_id)")
-        await _query(a, "INSERT INTO brand (brand_name) VALUES ($1)", "only-in-a")
-        return [(await _query(dsn, "SELECT count(*) FROM brand WHERE brand_name = $1", "only-in-a"))[0][0]
+        await _aquery(a, "INSERT INTO brand (brand_name) VALUES ($1)", "only-in-a")
+        return [(await _aquery(dsn, "SELECT count(*) FROM brand WHERE brand_name = $1", "only-in-a"))[0][0]
                 for dsn in (a, b)]
 
     assert asyncio.run(scenario()) == [1, 0]
@@ -111,7 +106,7 @@ def test_prefix_keeps_learners_apart(prefix: str, monkeypatch: pytest.MonkeyPatc
 def test_template_refuses_connections_and_is_rebuilt_when_stale(prefix: str) -> None:
     asyncio.run(ensure_template())
     with pytest.raises(asyncpg.ObjectNotInPrerequisiteStateError):
-        asyncio.run(_query(server_dsn(template_name()), "SELECT 1"))
+        query(server_dsn(template_name()), "SELECT 1")
 
     async def mark_stale() -> None:
         admin = await connect(server_dsn())
@@ -122,8 +117,8 @@ def test_template_refuses_connections_and_is_rebuilt_when_stale(prefix: str) -> 
 
     asyncio.run(mark_stale())
     asyncio.run(ensure_template())
-    comment = asyncio.run(_query(server_dsn(), "SELECT shobj_description(oid, 'pg_database') FROM pg_database "
-                                               "WHERE datname = $1", template_name()))[0][0]
+    comment = value(server_dsn(), "SELECT shobj_description(oid, 'pg_database') FROM pg_database "
+                                  "WHERE datname = $1", template_name())
     assert comment == template_version()
 
 

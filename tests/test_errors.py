@@ -14,7 +14,7 @@ import pytest
 
 from helpers import ConfigError, CourseError, ServerError, connect, notebook_database, server_dsn
 from helpers.server import EmbeddedServer, binary
-from tests.conftest import TCP_PASSWORD, free_port
+from tests.conftest import TCP_PASSWORD, free_port, value
 
 BOUND = 10.0
 
@@ -108,42 +108,20 @@ def test_cli_status_url_and_psql_on_the_embedded_server() -> None:
     out = subprocess.run([binary("psql"), dsn, "-Atc", "SELECT current_database()"], capture_output=True,
                          text=True, check=True).stdout
     assert out.strip() == "postgres"
-    assert asyncio.run(_fetch_db(dsn)) == "postgres"
+    assert value(dsn, "SELECT current_database()") == "postgres"
 
-
-async def _fetch_db(dsn: str) -> str:
-    conn = await asyncpg.connect(dsn)
-    try:
-        return await conn.fetchval("SELECT current_database()")
-    finally:
-        await conn.close()
 
 
 def test_everything_works_through_database_url(via_url: str) -> None:
     """The class-server path: TCP on loopback, password authentication, the same helpers."""
     dsn = asyncio.run(notebook_database("over_tcp"))
     assert dsn.startswith("postgresql://postgres:") and "127.0.0.1" in dsn
-    assert asyncio.run(_count(dsn)) == 100_000
+    assert value(dsn, "SELECT count(*) FROM sku") == 100_000
     status = cli("db", "status")
     assert status.returncode == 0 and "DATABASE_URL" in status.stdout and TCP_PASSWORD not in status.stdout
     from helpers import learner_dsn
 
     with pytest.raises(asyncpg.InvalidPasswordError):
-        asyncio.run(current_user(asyncio.run(learner_dsn("postgres", password="wrong"))))
-    assert asyncio.run(current_user(asyncio.run(learner_dsn("postgres")))) == "course_learner"
+        value(asyncio.run(learner_dsn("postgres", password="wrong")), "SELECT current_user")
+    assert value(asyncio.run(learner_dsn("postgres")), "SELECT current_user") == "course_learner"
 
-
-async def current_user(dsn: str) -> str:
-    conn = await asyncpg.connect(dsn)
-    try:
-        return await conn.fetchval("SELECT current_user")
-    finally:
-        await conn.close()
-
-
-async def _count(dsn: str) -> int:
-    conn = await connect(dsn)
-    try:
-        return await conn.fetchval("SELECT count(*) FROM sku")
-    finally:
-        await conn.close()

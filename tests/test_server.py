@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
@@ -14,48 +13,36 @@ import pytest
 
 from helpers.errors import ServerError
 from helpers.server import EmbeddedServer, binary
+from tests.conftest import query, value
 
-
-async def _version(dsn: str) -> str:
-    conn = await asyncpg.connect(dsn)
-    try:
-        return await conn.fetchval("SHOW server_version")
-    finally:
-        await conn.close()
 
 
 def test_socket_only_server_starts_reuses_and_stops(scratch_server: EmbeddedServer) -> None:
     dsn = scratch_server.start()
     first = scratch_server.running()
     assert first is not None and first.status == "ready"
-    assert asyncio.run(_version(dsn)).startswith("18.")
+    assert str(value(dsn, "SHOW server_version")).startswith("18.")
     assert scratch_server.start() == dsn
     assert scratch_server.running().pid == first.pid  # reused, not restarted
-    conf = asyncio.run(_setting(dsn, "listen_addresses"))
+    conf = value(dsn, "SHOW listen_addresses")
     assert conf == ""  # no TCP at all
     assert scratch_server.stop() is True
     assert scratch_server.running() is None
     assert scratch_server.stop() is False
 
 
-async def _setting(dsn: str, name: str) -> str:
-    conn = await asyncpg.connect(dsn)
-    try:
-        return await conn.fetchval("SELECT current_setting($1)", name)
-    finally:
-        await conn.close()
-
 
 def test_tcp_server_listens_on_loopback_only_with_password(tcp_server: EmbeddedServer) -> None:
-    assert asyncio.run(_setting(tcp_server.dsn(), "listen_addresses")) == "127.0.0.1"
+    assert value(tcp_server.dsn(), "SHOW listen_addresses") == "127.0.0.1"
     wrong = tcp_server.dsn().replace("course-test", "nope")
     with pytest.raises(asyncpg.InvalidPasswordError):
-        asyncio.run(_version(wrong))
+        value(wrong, "SELECT 1")
 
 
 def test_recovers_after_kill_9(scratch_server: EmbeddedServer) -> None:
     dsn = scratch_server.start()
-    asyncio.run(_exec(dsn, "CREATE TABLE kept (x int); INSERT INTO kept VALUES (42)"))
+    query(dsn, "CREATE TABLE kept (x int)")
+    query(dsn, "INSERT INTO kept VALUES (42)")
     pid = scratch_server.running().pid
     os.kill(pid, signal.SIGKILL)
     _wait_gone(pid)
@@ -64,7 +51,7 @@ def test_recovers_after_kill_9(scratch_server: EmbeddedServer) -> None:
     scratch_server.start()
     assert time.monotonic() - started < 30
     assert scratch_server.running().pid != pid
-    assert asyncio.run(_fetchval(dsn, "SELECT x FROM kept")) == 42
+    assert value(dsn, "SELECT x FROM kept") == 42
 
 
 def test_pid_file_naming_a_reused_pid_is_stale(scratch_server: EmbeddedServer) -> None:
@@ -122,20 +109,6 @@ def test_ships_psql_and_pgbench() -> None:
         assert "18." in out
 
 
-async def _exec(dsn: str, sql: str) -> None:
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
-async def _fetchval(dsn: str, sql: str):
-    conn = await asyncpg.connect(dsn)
-    try:
-        return await conn.fetchval(sql)
-    finally:
-        await conn.close()
 
 
 def _wait_gone(pid: int) -> None:
