@@ -57,6 +57,7 @@ def plot_sweep(x: Sequence[float], series: Mapping[str, Sequence[float]], *, tit
         ax.plot(x, ys, marker="o", label=label)
     for label, ys in (ceiling or {}).items():
         ax.plot(x, ys, linestyle="--", marker="x", label=label)
+    ax.set_ylim(bottom=0)  # from zero, so noise does not look like a trend
     if logx:
         ax.set_xscale("log")
     ax.set_xlabel(xlabel)
