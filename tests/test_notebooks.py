@@ -50,7 +50,7 @@ def _exercise_anatomy(cells: list[dict]) -> None:
             assert cell["cell_type"] == "code" and "your answer" in source and "..." in source, source
         elif role == "check":
             assert cell["cell_type"] == "code" and f"await check({number}, exercise_{number}" in source, source
-            assert "not answered yet" in "".join(o.get("text", "") for o in cell["outputs"] if "text" in o), \
+            assert "not answered yet" in "".join("".join(o["text"]) for o in cell["outputs"] if "text" in o), \
                 "stored outputs: Run All leaves every exercise unanswered"
         else:
             assert cell["cell_type"] == "markdown", "the solution never runs by itself"
@@ -137,3 +137,24 @@ def test_notebooks_pass_in_reverse_order() -> None:
 def test_notebooks_pass_in_parallel() -> None:
     result = _nbval("-n", "2", "--dist", "loadfile", *[str(p) for p in NOTEBOOKS])
     assert result.returncode == 0, result.stdout[-5000:]
+
+
+def test_the_notebooks_ask_for_the_kernel_make_setup_registers() -> None:
+    makefile = (ROOT / "Makefile").read_text()
+    for path in NOTEBOOKS[:9]:
+        spec = json.loads(path.read_text())["metadata"]["kernelspec"]
+        assert f"--name {spec['name']} --display-name \"{spec['display_name']}\"" in makefile, path.name
+
+
+def test_setup_on_a_python_without_the_packages_says_what_to_do() -> None:
+    """As if JupyterLab had started the notebook on a Python without asyncpg: a short message, no ModuleNotFoundError."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    setup = next(c for c in nbformat.read(NOTEBOOKS[0], as_version=4).cells if c.cell_type == "code")
+    hide = nbformat.v4.new_code_cell("import sys\nsys.modules['asyncpg'] = None  # import asyncpg now fails")
+    notebook = nbformat.v4.new_notebook(cells=[hide, setup])
+    NotebookClient(notebook, timeout=60, kernel_name="python3", allow_errors=True).execute()
+    error = next(o for o in notebook.cells[1].outputs if o.output_type == "error")
+    assert error.ename == "RuntimeError" and "make lab" in error.evalue and "asyncpg course (.venv)" in error.evalue
+    assert len(error.traceback) < 12, error.traceback
