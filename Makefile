@@ -6,6 +6,8 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 NOTEBOOKS ?=
+# The Jupyter kernel the notebooks ask for, installed inside the venv (so `jupyter lab` from the venv sees it).
+KERNEL := $(VENV)/share/jupyter/kernels/asyncpg-course/kernel.json
 
 .PHONY: help setup db lab test execute bench html slides clean
 
@@ -24,7 +26,10 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[lab,test,bench]'
 	touch $(STAMP)
 
-setup: $(STAMP) db
+setup: $(STAMP) $(KERNEL) db
+
+$(KERNEL): $(STAMP)
+	$(PY) -m ipykernel install --sys-prefix --name asyncpg-course --display-name "asyncpg course (.venv)"
 
 db: $(STAMP)
 	@$(PY) -m helpers db start

@@ -17,16 +17,18 @@ from .databases import (
     template_fingerprint,
 )
 from .errors import ConfigError, CourseError, ServerError
+from .exercises import check, is_stub
 from .generators import take
-from .plotting import plot_comparison, plot_sweep
+from .plotting import plot_comparison, plot_sweep, plot_timeline
 from .schema import PRODUCT_QUERY, STATEMENTS, TABLES, create_schema
 from .seed import Dataset, generate_dataset, load_with_copy, load_with_executemany, load_words
-from .timing import Timings, async_timed
+from .timing import Timings, async_timed, elapsed_bar
+from .tracebacks import install_short_tracebacks  # importing it shortens tracebacks in IPython
 
 __all__ = [
     "LEARNER_PASSWORD", "LEARNER_ROLE", "PRODUCT_QUERY", "STATEMENTS", "TABLES", "ConfigError", "CourseError", "Dataset", "ServerError", "Timings",
-    "async_timed", "connect", "course_databases", "create_schema", "database_name", "describe",
-    "drop_course_databases", "ensure_template", "fingerprint", "learner_dsn", "generate_dataset", "load_with_copy",
-    "load_with_executemany", "load_words", "notebook_database", "plot_comparison", "plot_sweep", "server_dsn",
+    "async_timed", "check", "connect", "course_databases", "create_schema", "database_name", "describe",
+    "drop_course_databases", "elapsed_bar", "ensure_template", "fingerprint", "install_short_tracebacks", "is_stub", "learner_dsn", "generate_dataset", "load_with_copy",
+    "load_with_executemany", "load_words", "notebook_database", "plot_comparison", "plot_sweep", "plot_timeline", "server_dsn",
     "take", "template_fingerprint",
 ]

@@ -66,3 +66,24 @@ def plot_sweep(x: Sequence[float], series: Mapping[str, Sequence[float]], *, tit
     ax.grid(True, alpha=0.3)
     ax.legend()
     return fig
+
+
+def plot_timeline(groups: Mapping[str, Mapping[str, tuple[float, float]]], *, title: str,
+                  xlabel: str = "seconds since the start") -> Figure:
+    """When each coroutine ran: {panel: {coroutine: (start, end)}}, one horizontal bar per coroutine
+    and one panel per way of running them, on a shared time axis.  Overlapping bars are
+    concurrency you can see; printed durations only let you infer it."""
+    fig = Figure(figsize=(7, 1.2 + 1.1 * len(groups)), layout="tight")
+    axes = fig.subplots(len(groups), 1, sharex=True, squeeze=False)[:, 0]
+    for ax, (panel, spans) in zip(axes, groups.items()):
+        names = list(spans)
+        ax.barh(range(len(names)), [end - start for start, end in spans.values()],
+                left=[start for start, _ in spans.values()], height=0.5, color="tab:blue")
+        ax.set_yticks(range(len(names)), names)
+        ax.invert_yaxis()  # the first coroutine on top
+        ax.set_title(panel, fontsize=10, loc="left")
+        ax.grid(True, axis="x", alpha=0.3)
+    axes[-1].set_xlabel(xlabel)
+    axes[-1].set_xlim(left=0)
+    fig.suptitle(title)
+    return fig

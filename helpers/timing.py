@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, ParamSpec, TypeVar
 
 import pandas as pd
+from tqdm import tqdm
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -65,3 +68,22 @@ def async_timed(name: str | None = None, *, timings: Timings | None = None, quie
         return wrapper
 
     return decorate
+
+
+@asynccontextmanager
+async def elapsed_bar(desc: str, *, every: float = 0.5) -> AsyncIterator[None]:
+    """A sign of life for one long await that has no steps to count (a single executemany, say):
+    a tqdm line on stderr whose elapsed time ticks while the block runs."""
+    bar = tqdm(desc=desc, bar_format="{desc}: {elapsed} elapsed", file=sys.stderr)
+
+    async def tick() -> None:
+        while True:
+            await asyncio.sleep(every)
+            bar.refresh()
+
+    ticker = asyncio.create_task(tick())
+    try:
+        yield
+    finally:
+        ticker.cancel()
+        bar.close()

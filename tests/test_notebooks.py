@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from helpers.notebooks import RAISES_TAG
+
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 EXPECTED = [f"{n:02d}" for n in range(1, 11)]
@@ -31,11 +33,37 @@ def test_the_course_is_complete() -> None:
     assert [p.name[:2] for p in NOTEBOOKS] == EXPECTED
 
 
+NAVIGATION = (r"(\*\*Previous:\*\* \[[^]]+\]\(\d\d_\w+\.ipynb\) · )?\*\*Contents:\*\* \[[^]]+\]\(README\.md\)"
+              r"( · \*\*Next:\*\* \[[^]]+\]\(\d\d_\w+\.ipynb\))?")
+
+
+def _exercise_anatomy(cells: list[dict]) -> None:
+    """Each exercise: the task, an answer cell of stubs, the check, the solution folded in markdown."""
+    roles = [(c["metadata"]["course"]["exercise"], c["metadata"]["course"]["role"], c) for c in cells
+             if "exercise" in c["metadata"].get("course", {})]
+    numbers = sorted({number for number, _, _ in roles})
+    assert len(numbers) >= 2 and numbers == list(range(1, len(numbers) + 1)), numbers
+    assert [(n, r) for n, r, _ in roles] == [(n, r) for n in numbers for r in ("answer", "check", "solution")]
+    for number, role, cell in roles:
+        source = _source(cell)
+        if role == "answer":
+            assert cell["cell_type"] == "code" and "your answer" in source and "..." in source, source
+        elif role == "check":
+            assert cell["cell_type"] == "code" and f"await check({number}, exercise_{number}" in source, source
+            assert "not answered yet" in "".join("".join(o["text"]) for o in cell["outputs"] if "text" in o), \
+                "stored outputs: Run All leaves every exercise unanswered"
+        else:
+            assert cell["cell_type"] == "markdown", "the solution never runs by itself"
+            assert re.match(r'<details class="course-solution"><summary>Show the solution</summary>\n\n```python\n',
+                            source), source[:120]
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_anatomy(path: Path) -> None:
     cells = _cells(path)
     nb = json.loads(path.read_text())
-    assert nb["metadata"]["kernelspec"]["name"] == "python3"
+    if path.name < "10":  # notebook 10 is not yet on the course's kernel
+        assert nb["metadata"]["kernelspec"]["name"] == "asyncpg-course", "the course's named kernel"
     md = [_source(c) for c in cells if c["cell_type"] == "markdown"]
     code = [c for c in cells if c["cell_type"] == "code"]
     text = "\n".join(md)
@@ -44,20 +72,20 @@ def test_anatomy(path: Path) -> None:
     for heading in ("## Setup", "## Common mistakes", "## Exercises", "## Summary"):
         assert re.search(rf"^{heading}\b", text, re.M), f"missing section {heading}"
     assert f'notebook_database("{path.stem}"' in _source(code[0]), "first code cell: the setup"
-    raising = [c for c in code if _source(c).startswith("# NBVAL_RAISES_EXCEPTION")]
+    raising = [c for c in code if RAISES_TAG in c["metadata"].get("tags", [])]
     assert raising, "a real error in Common mistakes"
-    for cell in raising:  # without the tag, JupyterLab's Run All stops at the first mistake
-        assert "raises-exception" in cell["metadata"].get("tags", []), _source(cell)[:80]
-
-    solutions = [i for i, c in enumerate(cells) if c["cell_type"] == "code"
-                 and c["metadata"].get("jupyter", {}).get("source_hidden") and _source(c).startswith("# Solution")]
-    assert len(solutions) >= 2, "at least two exercises with hidden solutions"
-    for i in solutions:
-        check = cells[i + 1]
-        assert check["cell_type"] == "code" and _source(check).startswith("# Check") and "assert" in _source(check)
+    if path.name < "10":
+        assert "except ImportError" in _source(code[0]), "the setup says what to do on a Python without the packages"
+        for cell in code:  # the tag alone tells nbval and JupyterLab's Run All that the error is on purpose
+            assert "NBVAL_RAISES_EXCEPTION" not in _source(cell), _source(cell)[:80]
+        _exercise_anatomy(cells)
     assert len(re.findall(r"^### Exercise \d", text, re.M)) >= 2
-
-    assert re.search(r"\*\*Next:\*\* \[.+\]\((\d\d_\w+\.ipynb|\.\./README\.md)\)", md[-1]), "last cell: the next link"
+    if path.name < "10":
+        assert re.fullmatch(NAVIGATION, md[-1]), f"last cell: Previous · Contents · Next, not {md[-1]!r}"
+        for target in re.findall(r"\]\(([^)]+)\)", md[-1]):
+            assert (path.parent / target).is_file(), f"the link {target} resolves in JupyterLab (root notebooks/)"
+    else:
+        assert re.search(r"\*\*Next:\*\* \[.+\]\((\d\d_\w+\.ipynb|\.\./README\.md)\)", md[-1]), "last cell: the next link"
     for cell in cells:
         assert "slideshow" in cell["metadata"], "slide metadata on every cell"
 
@@ -85,6 +113,7 @@ def test_nbval_catches_a_changed_output(tmp_path: Path) -> None:
     source = ROOT / "notebooks" / "01_connect.ipynb"
     nb = json.loads(source.read_text())
     target = next(c for c in nb["cells"] if c["cell_type"] == "code" and not _source(c).startswith("# NBVAL")
+                  and RAISES_TAG not in c["metadata"].get("tags", [])
                   and any(o.get("output_type") == "stream" and o.get("name") == "stdout" for o in c["outputs"]))
     stream = next(o for o in target["outputs"] if o.get("output_type") == "stream")
     stream["text"] = ["a line the code never prints\n"]
@@ -108,3 +137,24 @@ def test_notebooks_pass_in_reverse_order() -> None:
 def test_notebooks_pass_in_parallel() -> None:
     result = _nbval("-n", "2", "--dist", "loadfile", *[str(p) for p in NOTEBOOKS])
     assert result.returncode == 0, result.stdout[-5000:]
+
+
+def test_the_notebooks_ask_for_the_kernel_make_setup_registers() -> None:
+    makefile = (ROOT / "Makefile").read_text()
+    for path in NOTEBOOKS[:9]:
+        spec = json.loads(path.read_text())["metadata"]["kernelspec"]
+        assert f"--name {spec['name']} --display-name \"{spec['display_name']}\"" in makefile, path.name
+
+
+def test_setup_on_a_python_without_the_packages_says_what_to_do() -> None:
+    """As if JupyterLab had started the notebook on a Python without asyncpg: a short message, no ModuleNotFoundError."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    setup = next(c for c in nbformat.read(NOTEBOOKS[0], as_version=4).cells if c.cell_type == "code")
+    hide = nbformat.v4.new_code_cell("import sys\nsys.modules['asyncpg'] = None  # import asyncpg now fails")
+    notebook = nbformat.v4.new_notebook(cells=[hide, setup])
+    NotebookClient(notebook, timeout=60, kernel_name="python3", allow_errors=True).execute()
+    error = next(o for o in notebook.cells[1].outputs if o.output_type == "error")
+    assert error.ename == "RuntimeError" and "make lab" in error.evalue and "asyncpg course (.venv)" in error.evalue
+    assert len(error.traceback) < 12, error.traceback

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
 
-from helpers import Timings, async_timed, notebook_database, plot_comparison, plot_sweep, take
+from helpers import (Timings, async_timed, check, elapsed_bar, is_stub, notebook_database, plot_comparison, plot_sweep,
+                     plot_timeline, take)
+from helpers.tracebacks import short_traceback
 
 
 class CountingSource:
@@ -113,3 +117,63 @@ def test_plots_have_titles_labels_and_save(tmp_path) -> None:
     for fig, name in ((bars, "bars.png"), (lines, "lines.png")):
         fig.savefig(tmp_path / name)
         assert (tmp_path / name).read_bytes().startswith(b"\x89PNG")
+
+
+def test_plot_timeline_draws_one_bar_per_coroutine_per_panel(tmp_path) -> None:
+    fig = plot_timeline({"sequential": {"a": (0.0, 0.3), "b": (0.3, 0.6)},
+                         "concurrent": {"a": (0.0, 0.3), "b": (0.0, 0.31)}}, title="timeline")
+    top, bottom = fig.axes
+    assert [t.get_text() for t in top.get_yticklabels()] == ["a", "b"]
+    assert [(p.get_x(), round(p.get_width(), 2)) for p in bottom.patches] == [(0.0, 0.3), (0.0, 0.31)]
+    assert top.get_title(loc="left") == "sequential" and bottom.get_xlabel() == "seconds since the start"
+    fig.savefig(tmp_path / "timeline.png")
+
+
+def test_elapsed_bar_ticks_on_stderr(capsys: pytest.CaptureFixture[str]) -> None:
+    async def scenario() -> None:
+        async with elapsed_bar("waiting", every=0.05):
+            await asyncio.sleep(0.2)
+
+    asyncio.run(scenario())
+    err = capsys.readouterr().err
+    assert err.count("waiting: 00:00 elapsed") >= 3, err
+
+
+def test_is_stub_knows_the_learner_has_not_answered() -> None:
+    def empty(x): ...
+
+    async def empty_async(x, y=1):
+        """Still to do."""
+
+    async def answered(x):
+        return x
+
+    assert all(is_stub(value) for value in (..., empty, empty_async))
+    assert not any(is_stub(value) for value in (answered, None, 0, [], "..."))
+
+
+def test_check_says_not_answered_passed_or_what_is_wrong(capsys: pytest.CaptureFixture[str]) -> None:
+    namespace = {"answer": ...}
+
+    def run() -> tuple[str, str]:
+        test = eval("lambda: None if answer == 42 else (_ for _ in ()).throw(AssertionError(f'42, not {answer}'))",
+                    namespace)
+        asyncio.run(check(7, test, "answer"))
+        captured = capsys.readouterr()
+        return captured.out, captured.err
+
+    assert "Exercise 7: not answered yet" in run()[0]
+    namespace["answer"] = 41
+    assert run()[1] == "Exercise 7 is not right yet: 42, not 41\n"
+    namespace["answer"] = 42
+    assert run()[0] == "Exercise 7 passed\n"
+
+
+def test_short_traceback_keeps_the_learners_lines_only() -> None:
+    try:
+        json.loads("{")  # fails inside the json package: library frames
+    except ValueError as error:
+        lines = short_traceback({__file__: "Cell In[3]"}, type(error), error, error.__traceback__)
+    assert re.fullmatch(r"Traceback \(your code; \d+ frame\(s\) of library code hidden, %tb shows all\):", lines[0])
+    assert lines[1].startswith("  Cell In[3], line ") and lines[2] == '    json.loads("{")  # fails inside the json package: library frames'
+    assert lines[3].startswith("\x1b[31m\x1b[1mJSONDecodeError\x1b[0m: Expecting property name") and len(lines) == 4

@@ -1,0 +1,84 @@
+"""Exercises that wait for the learner.
+
+Each exercise in a notebook is four cells: the task; an *answer cell* whose stubs (`...`) the
+learner replaces; the *check*; and the reference solution, folded in a markdown `<details>`
+block so that it never runs by itself.  Run All on a fresh notebook therefore leaves every
+exercise unanswered, and each check says so instead of failing:
+
+    async def exercise_1():
+        assert my_version.minor == 0, "since PostgreSQL 10 the bug-fix release is the micro"
+    await check(1, exercise_1, "my_version")
+
+`check` prints one of three things and never raises, so Run All goes on: "not answered yet"
+(an answer is still `...` or a function whose body is only `...`), "Exercise 1 passed", or
+what is wrong (the failed assertion's message, or the error the answer raised).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dis
+import inspect
+import sys
+import traceback
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+_EMPTY_BODY_OPS = {"RESUME", "NOP", "CACHE", "RETURN_GENERATOR", "POP_TOP", "RETURN_VALUE", "RETURN_CONST",
+                   "LOAD_CONST", "COPY_FREE_VARS", "MAKE_CELL"}
+
+
+def is_stub(value: Any) -> bool:
+    """True for `...` itself and for a function whose body is only `...` (or `pass`, or a docstring)."""
+    if value is Ellipsis:
+        return True
+    if not inspect.isfunction(value):
+        return False
+    doc = value.__doc__
+    return all(op.opname in _EMPTY_BODY_OPS and (not op.opname.endswith("_CONST") or op.argval in (None, doc))
+               for op in dis.get_instructions(value))
+
+
+def _not_answered(number: int, why: str) -> None:
+    print(f"Exercise {number}: not answered yet ({why}). Write your answer in the cell above, "
+          "run it, then run this check again.")
+
+
+def _wrong(number: int, what: str) -> None:
+    print(f"Exercise {number} is not right yet: {what}", file=sys.stderr)
+
+
+def _failed_line(failure: AssertionError) -> str:
+    """For an assertion without a message: the check's line that failed is the best hint."""
+    frames = traceback.extract_tb(failure.__traceback__)
+    line = frames[-1].line if frames else ""
+    return f"this check failed: {line}" if line else "an assertion of the check failed"
+
+
+async def check(number: int, test: Callable[[], Awaitable[None] | None], *answers: str) -> None:
+    """Run `test` on the learner's answers (the names they define) and say how it went.
+
+    It prints in every case and returns nothing (a value would show as the cell's Out[]); it
+    raises only what the learner could not mean (KeyboardInterrupt, SystemExit).
+    """
+    namespace = test.__globals__
+    missing = [name for name in answers if name not in namespace]
+    if missing:
+        return _not_answered(number, f"`{missing[0]}` is not defined")
+    stubs = [name for name in answers if is_stub(namespace[name])]
+    if stubs:
+        stub = stubs[0]
+        return _not_answered(number, f"the body of `{stub}` is still `...`" if callable(namespace[stub])
+                             else f"`{stub}` is still `...`")
+    try:
+        outcome = test()
+        if inspect.isawaitable(outcome):
+            await outcome
+    except NotImplementedError:
+        return _not_answered(number, "your code raises NotImplementedError")
+    except AssertionError as failure:
+        return _wrong(number, str(failure) or _failed_line(failure))
+    except (Exception, asyncio.CancelledError) as error:
+        message = f": {error}" if str(error) else ""
+        return _wrong(number, f"your code raised {type(error).__name__}{message}")
+    print(f"Exercise {number} passed")
