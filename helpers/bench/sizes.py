@@ -28,6 +28,10 @@ class Sizes:
     memory_rows: tuple[int, ...]
     prefetch: tuple[int, ...]
     memory_rounds: int
+    #: Workload 7 (pool costs): queries per step and per method, split over `costs_rounds` rounds.
+    costs_fetchrow_queries: int
+    costs_fetch_queries: int
+    costs_rounds: int
     #: The product the chapter queries.
     product_id: int = 100
     #: The chapter's pool (and pgbench's client count beside it).
@@ -54,6 +58,9 @@ FULL = Sizes(
     memory_rows=(10_000, 100_000, 1_000_000),
     prefetch=(50, 1_000),
     memory_rounds=2,
+    costs_fetchrow_queries=20_000,
+    costs_fetch_queries=3_000,
+    costs_rounds=4,
 )
 
 QUICK = Sizes(
@@ -73,4 +80,7 @@ QUICK = Sizes(
     memory_rows=(1_000, 10_000, 100_000),
     prefetch=(50, 1_000),
     memory_rounds=1,
+    costs_fetchrow_queries=3_000,
+    costs_fetch_queries=300,
+    costs_rounds=2,
 )
