@@ -64,14 +64,14 @@ def test_bench_quick_fills_every_figure_and_writes_the_plots(tmp_path: Path, pre
 
     # workload 7: every step measured (uvloop's only where it is installed), beside pgbench, with both CPUs
     for method, data in document["workloads"]["pool_costs"]["methods"].items():
-        for result in data["steps"]:
-            if result["skipped"]:
-                assert result["step"]["loop"] == "uvloop" and not uvloop_installed, result
+        for step in data["steps"]:
+            if step["skipped"]:
+                assert step["step"]["loop"] == "uvloop" and not uvloop_installed, step
                 continue
-            summary = result["summary"]
-            assert summary["queries"] == document["sizes"][f"costs_{method}_queries"], result["step"]["key"]
-            assert summary["client_cpu_ms_per_query"] > 0 and summary["server_cpu_ms_per_query"] > 0, result
-            assert result["vs_pgbench"] == summary["qps"] / data["pgbench"]["qps"]
+            summary = step["summary"]
+            assert summary["queries"] == document["sizes"][f"costs_{method}_queries"], step["step"]["key"]
+            assert summary["client_cpu_ms_per_query"] > 0 and summary["server_cpu_ms_per_query"] > 0, step
+            assert step["vs_pgbench"] == summary["qps"] / data["pgbench"]["qps"]
 
     # every goal is reported with its figure, met or not
     assert [g["id"] for g in document["goals"]] == [

@@ -1,10 +1,10 @@
 """One client process of workload 7 (pool_costs.py), run as a script so that it imports only asyncpg.
 
 Protocol, one JSON object per line.  stdin gives the spec: {"dsn", "sql", "product_id",
-"method", "connections", "pattern", "reset"}; the loop ("asyncio" or "uvloop") is its
-argument.  The child opens its pool, prepares the
-statement on every connection and answers {"pids", "rows", "loop"}.  Then each line
-{"queries": n} runs n queries and is answered {"start", "end", "cpu"}: `time.monotonic()`
+"methods", "connections", "pattern", "reset"}; the loop ("asyncio" or "uvloop") is its
+argument.  The child opens its pool, runs each method once on every connection (which
+prepares the statement) and answers {"pids", "rows", "loop"}.  Then each line {"method",
+"queries": n} runs n queries and is answered {"start", "end", "cpu"}: `time.monotonic()`
 (one clock for every process on the machine, so the parent can join two children's spans)
 and this process's CPU seconds.  The child closes its pool and exits when stdin closes.
 
@@ -36,8 +36,8 @@ def _split(total: int, parts: int) -> list[int]:
     return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
 
 
-def runner(pool: asyncpg.Pool, spec: dict[str, Any]) -> Callable[[int], Awaitable[object]]:
-    sql, product_id, method = spec["sql"], spec["product_id"], spec["method"]
+def runner(pool: asyncpg.Pool, spec: dict[str, Any], method: str) -> Callable[[int], Awaitable[object]]:
+    sql, product_id = spec["sql"], spec["product_id"]
 
     async def one() -> object:  # the book's pattern: a connection from the pool for each query
         async with pool.acquire() as connection:
@@ -65,18 +65,20 @@ async def main() -> None:
                                      reset=skip_reset if spec["reset"] == "skipped" else None)
     try:
         held = [await pool.acquire() for _ in range(size)]
-        rows = 0
+        rows = {}
         for connection in held:  # open every connection and prepare (cache) the statement on each
-            result = await getattr(connection, spec["method"])(spec["sql"], spec["product_id"])
-            rows = len(result) if isinstance(result, list) else int(result is not None)
+            for method in spec["methods"]:
+                result = await getattr(connection, method)(spec["sql"], spec["product_id"])
+                rows[method] = len(result) if isinstance(result, list) else int(result is not None)
         pids = [connection.get_server_pid() for connection in held]
         for connection in held:
             await pool.release(connection)
-        run = runner(pool, spec)
+        runs = {method: runner(pool, spec, method) for method in spec["methods"]}
         loop = "uvloop" if type(asyncio.get_running_loop()).__module__.startswith("uvloop") else "asyncio"
         _answer({"pids": pids, "rows": rows, "loop": loop})
         while line := await asyncio.to_thread(sys.stdin.readline):
-            queries = json.loads(line)["queries"]
+            request = json.loads(line)
+            run, queries = runs[request["method"]], request["queries"]
             cpu, start = time.process_time(), time.monotonic()
             await run(queries)
             end = time.monotonic()

@@ -12,8 +12,8 @@ Each step is a way of running the same concurrent product queries on six connect
 5. two client processes, each with its own loop and a pool of three, running step 4's
    pattern (on asyncio's loop when uvloop is missing): two Python threads instead of one.
 
-Every step runs in child processes of its own (pool_child.py), opened once per method and kept
-for all rounds, so that no step pays for starting Python.  The steps and pgbench (six clients)
+Every step runs in child processes of its own (pool_child.py), opened once and kept for both
+methods and all rounds, so that no step pays for starting Python.  The steps and pgbench (six clients)
 take turns round by round, in reverse order every other round; pgbench runs as long as the
 steps' mean time in that round.  Client CPU is the children's CPU time; server CPU that of
 the backends serving their pools.
@@ -72,14 +72,14 @@ def uvloop_version() -> str | None:
 class Child:
     """One pool_child.py process: a pool of `connections`, ready to run queries on request."""
 
-    def __init__(self, process: Process, pids: list[int], rows: int) -> None:
+    def __init__(self, process: Process, pids: list[int], rows: dict[str, int]) -> None:
         self.process, self.pids, self.rows = process, pids, rows
 
     @classmethod
     async def start(cls, spec: dict[str, Any], loop: str) -> Child:
         process = await asyncio.create_subprocess_exec(sys.executable, str(CHILD), loop,
                                                        stdin=PIPE, stdout=PIPE, stderr=PIPE)
-        child = cls(process, [], 0)
+        child = cls(process, [], {})
         ready = await child.ask(spec)
         child.pids, child.rows = ready["pids"], ready["rows"]
         if ready["loop"] != loop:
@@ -118,8 +118,8 @@ class StepClients:
         self.pids = [pid for child in children for pid in child.pids]
 
     @classmethod
-    async def open(cls, step: Step, dsn: str, method: str, connections: int, product_id: int) -> StepClients:
-        spec = {"dsn": dsn, "sql": asyncpg_sql(), "product_id": product_id, "method": method,
+    async def open(cls, step: Step, dsn: str, connections: int, product_id: int) -> StepClients:
+        spec = {"dsn": dsn, "sql": asyncpg_sql(), "product_id": product_id, "methods": list(METHODS),
                 "connections": connections // step.processes, "pattern": step.pattern, "reset": step.reset}
         children: list[Child] = []
         try:
@@ -131,10 +131,10 @@ class StepClients:
             raise
         return cls(step, children)
 
-    async def run(self, queries: int) -> Measurement:
+    async def run(self, method: str, queries: int) -> Measurement:
         shares = split(queries, len(self.children))
         server_before = backends_cpu(self.pids)
-        answers = await asyncio.gather(*(child.ask({"queries": n})
+        answers = await asyncio.gather(*(child.ask({"method": method, "queries": n})
                                          for child, n in zip(self.children, shares, strict=True)))
         server_after = backends_cpu(self.pids)
         seconds = max(a["end"] for a in answers) - min(a["start"] for a in answers)
@@ -149,43 +149,43 @@ class StepClients:
 async def pool_costs(dsn: str, sizes: Sizes, *, progress: Callable[[str], None]) -> PoolCosts:
     connections = sizes.pool_size
     plan = steps(connections, uvloop_version() is not None)
-    queries = {"fetchrow": sizes.costs_fetchrow_queries, "fetch": sizes.costs_fetch_queries}
-    methods = {}
-    with Pgbench(dsn, sizes.product_id) as pgbench:
-        for method in METHODS:
-            methods[method] = await _method(dsn, method, plan, queries[method], sizes, pgbench, progress)
-    return PoolCosts(connections=connections, product_id=sizes.product_id, rounds=sizes.costs_rounds,
-                     queries_per_step=queries, methods=methods)
-
-
-async def _method(dsn: str, method: str, plan: list[Step], queries: int, sizes: Sizes, pgbench: Pgbench,
-                  progress: Callable[[str], None]) -> CostsMethod:
     skipped = {s.key: NO_UVLOOP for s in plan if s.loop == "uvloop" and uvloop_version() is None}
+    queries = {"fetchrow": sizes.costs_fetchrow_queries, "fetch": sizes.costs_fetch_queries}
     clients: list[StepClients] = []
     try:
         for step in plan:
             if step.key not in skipped:
-                clients.append(await StepClients.open(step, dsn, method, sizes.pool_size, sizes.product_id))
-        measured: dict[str, list[Measurement]] = {c.step.key: [] for c in clients}
-        ceiling: list[Measurement] = []
-        pgbench_seconds: list[int] = []
-        for index in range(sizes.costs_rounds):
-            turn: list[StepClients | None] = [*clients, None]  # None: pgbench's turn
-            durations: list[float] = []
-            for side in (turn if index % 2 == 0 else turn[::-1]):
-                if side is None:
-                    previous = durations or [m[-1].seconds for m in measured.values() if m]
-                    seconds = seconds_for(statistics.mean(previous)) if previous else 1
-                    pgbench_seconds.append(seconds)
-                    ceiling.append(pgbench.run(method, sizes.pool_size, seconds))
-                else:
-                    m = await side.run(split(queries, sizes.costs_rounds)[index])
-                    measured[side.step.key].append(m)
-                    durations.append(m.seconds)
-            progress(f"pool costs, {method} round {index + 1}/{sizes.costs_rounds} done")
+                clients.append(await StepClients.open(step, dsn, connections, sizes.product_id))
+        with Pgbench(dsn, sizes.product_id) as pgbench:
+            methods = {method: await _method(method, plan, skipped, clients, queries[method], sizes, pgbench,
+                                             progress)
+                       for method in METHODS}
     finally:
         for c in clients:
             await c.close()
+    return PoolCosts(connections=connections, product_id=sizes.product_id, rounds=sizes.costs_rounds,
+                     queries_per_step=queries, methods=methods)
+
+
+async def _method(method: str, plan: list[Step], skipped: dict[str, str], clients: list[StepClients], queries: int,
+                  sizes: Sizes, pgbench: Pgbench, progress: Callable[[str], None]) -> CostsMethod:
+    measured: dict[str, list[Measurement]] = {c.step.key: [] for c in clients}
+    ceiling: list[Measurement] = []
+    pgbench_seconds: list[int] = []
+    for index in range(sizes.costs_rounds):
+        turn: list[StepClients | None] = [*clients, None]  # None: pgbench's turn
+        durations: list[float] = []
+        for side in (turn if index % 2 == 0 else turn[::-1]):
+            if side is None:
+                previous = durations or [m[-1].seconds for m in measured.values() if m]
+                seconds = seconds_for(statistics.mean(previous)) if previous else 1
+                pgbench_seconds.append(seconds)
+                ceiling.append(pgbench.run(method, sizes.pool_size, seconds))
+            else:
+                m = await side.run(method, split(queries, sizes.costs_rounds)[index])
+                measured[side.step.key].append(m)
+                durations.append(m.seconds)
+        progress(f"pool costs, {method} round {index + 1}/{sizes.costs_rounds} done")
     pgbench_summary = summarize(ceiling)
     results = []
     for step in plan:
