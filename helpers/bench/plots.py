@@ -58,8 +58,8 @@ def _costs(results: LabResults, method: str) -> tuple[Figure, Figure]:
     data = costs.methods[method]
     measured = [r for r in data.steps if r.summary is not None]
     rates = plot_comparison({r.step.short: {"queries per second": r.summary.qps} for r in measured if r.summary},
-                            title=f"The product query with {method}, {costs.connections} connections: one cost "
-                                  "removed per step", ylabel="queries per second", fmt="{:,.0f}")
+                            title=f"{method} on {costs.connections} connections: one cost removed per step",
+                            ylabel="queries per second", fmt="{:,.0f}")
     rates.axes[0].axhline(data.pgbench.qps, linestyle="--", color="black",
                           label=f"{_ceiling(method)}, {costs.connections} clients: {data.pgbench.qps:,.0f}")
     rates.axes[0].set_ylim(top=max(data.pgbench.qps, *(r.summary.qps for r in measured if r.summary)) * 1.15)
