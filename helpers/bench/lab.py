@@ -102,7 +102,7 @@ async def run_lab(sizes: Sizes, name: str, progress: Callable[[str], None]) -> L
     return LabResults(
         mode=sizes.mode,
         environment=env,
-        sizes=sizes.as_dict(),
+        sizes=sizes,
         workloads=Workloads(concurrent_queries=concurrent, pool_sweep=sweep, seeding=seeded, streaming_memory=memory,
                             index=indexed, pool_costs=costs),
         workload_seconds=timings,

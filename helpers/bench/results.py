@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar, Union
 
 from .measure import Summary
+from .sizes import Sizes
 
 T = TypeVar("T")
 
@@ -160,7 +161,7 @@ class Workloads:
 class LabResults:
     mode: str
     environment: Environment
-    sizes: dict[str, Any]
+    sizes: Sizes
     workloads: Workloads
     workload_seconds: dict[str, float] = field(default_factory=dict)
     elapsed_seconds: float = 0.0

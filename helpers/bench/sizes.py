@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
@@ -36,9 +36,6 @@ class Sizes:
     product_id: int = 100
     #: The chapter's pool (and pgbench's client count beside it).
     pool_size: int = 6
-
-    def as_dict(self) -> dict[str, object]:
-        return asdict(self)
 
 
 FULL = Sizes(
