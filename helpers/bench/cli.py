@@ -25,8 +25,9 @@ def add_parser(groups: argparse._SubParsersAction, commands: dict[tuple[str, str
                ) -> None:
     parser = groups.add_parser(
         "bench", help="the performance lab: asyncpg beside pgbench, psql and psycopg",
-        description="Six workloads on a fresh clone of the seeded e-shop: concurrent queries against pgbench, "
-                    "a pool-size sweep, three ways to seed, fetch vs cursor memory, psycopg, and an index. "
+        description="Seven workloads on a fresh clone of the seeded e-shop: concurrent queries against pgbench, "
+                    "a pool-size sweep, three ways to seed, fetch vs cursor memory, psycopg, an index, and the "
+                    "pool's costs removed one at a time (reset, acquire, event loop, one process). "
                     "Goals are reported (met or not), never asserted.")
     parser.add_argument("--quick", action="store_true",
                         help="shrink every workload so the whole run takes about a minute (default: the book's sizes)")
@@ -50,14 +51,13 @@ def run(args: argparse.Namespace) -> int:
                           "use at most 27 characters, e.g. 'bench' or 'bench_ci'.")
     sizes = QUICK if args.quick else FULL
     results = asyncio.run(run_lab(sizes, name, _progress))
-    document = report.build(results)
+    figures = report.derived(results)
+    written: dict[str, str] = {}
     if args.plots is not None:
-        document["plots"] = plots.save(document, args.plots)
-        _progress(f"plots written: {len(document['plots'])} PNG files")
-    else:
-        document["plots"] = {}
+        written = plots.save(results, figures, args.plots)
+        _progress(f"plots written: {len(written)} PNG files")
     if args.json is not None:
-        report.write_json(document, args.json)
+        report.write_json(report.document(results, figures, written), args.json)
         _progress("JSON written")
-    print(report.render(document["tables"], report.header(document)))
+    print(report.render(report.tables(results, figures), report.header(results)))
     return 0

@@ -85,30 +85,43 @@ def measured(server_pids: Sequence[int] = ()) -> Iterator[Meter]:
             meter.server_cpu = server_after - server_before
 
 
-def summarize(rounds: Sequence[Measurement]) -> dict[str, object]:
-    """Throughput over all rounds (total queries / total seconds), CPU per query, and each round's rate.
+@dataclass
+class Summary:
+    """One side over all its rounds: throughput (total queries / total seconds) and CPU per query.
 
-    A CPU figure that was not measured (the server's for pgbench, or any on a remote server) is left out.
+    A CPU figure that was not measured (the server's for pgbench, or any on a remote server) is None.
     """
+
+    queries: int
+    seconds: float
+    qps: float
+    round_qps: list[float]
+    round_spread: float
+    client_cpu_ms_per_query: float | None = None
+    client_busy: float | None = None
+    server_cpu_ms_per_query: float | None = None
+    server_busy: float | None = None
+
+
+def summarize(rounds: Sequence[Measurement]) -> Summary:
+    """Throughput over all rounds, CPU per query, and each round's rate."""
     queries = sum(m.queries for m in rounds)
     seconds = sum(m.seconds for m in rounds)
     rates = [m.qps for m in rounds]
-    summary: dict[str, object] = {
-        "queries": queries,
-        "seconds": seconds,
-        "qps": queries / seconds,
-        "round_qps": rates,
-        "round_spread": max(rates) / min(rates),
-    }
-    for who, total in (("client", _total(m.client_cpu for m in rounds)), ("server", _total(m.server_cpu for m in rounds))):
-        if total is not None:
-            summary[f"{who}_cpu_ms_per_query"] = 1000 * total / queries
-            summary[f"{who}_busy"] = total / seconds
-    return summary
+    client = _total(m.client_cpu for m in rounds)
+    server = _total(m.server_cpu for m in rounds)
+    return Summary(
+        queries=queries, seconds=seconds, qps=queries / seconds, round_qps=rates, round_spread=max(rates) / min(rates),
+        client_cpu_ms_per_query=None if client is None else 1000 * client / queries,
+        client_busy=None if client is None else client / seconds,
+        server_cpu_ms_per_query=None if server is None else 1000 * server / queries,
+        server_busy=None if server is None else server / seconds,
+    )
 
 
 def _total(values: Iterable[float | None]) -> float | None:
     items = list(values)
-    if not items or any(v is None for v in items):
+    known = [v for v in items if v is not None]
+    if not items or len(known) < len(items):
         return None
-    return float(sum(items))
+    return float(sum(known))

@@ -19,6 +19,7 @@ from typing import Any
 
 from ..errors import CourseError
 from .memory_child import QUERY
+from .results import StreamingMemory
 from .sizes import Sizes
 
 CHILD = Path(__file__).with_name("memory_child.py")
@@ -39,37 +40,40 @@ async def measure_once(dsn: str, method: str, rows: int, prefetch: int) -> dict[
         last = (stderr.decode(errors="replace").strip().splitlines() or ["(no output)"])[-1]
         raise CourseError(f"The memory measurement ({method}, {rows:,} rows) failed: {last}",
                           "check that the server is up (`python -m helpers db status`) and try again.")
-    return json.loads(stdout)
+    answer: dict[str, Any] = json.loads(stdout)
+    return answer
 
 
-async def streaming_memory(dsn: str, sizes: Sizes, *, progress: Callable[[str], None]) -> dict[str, Any]:
+async def streaming_memory(dsn: str, sizes: Sizes, *, progress: Callable[[str], None]) -> StreamingMemory:
     keys = variants(sizes)
-    samples: dict[str, dict[int, list[dict[str, Any]]]] = {key: {n: [] for n in sizes.memory_rows} for key, _, _ in keys}
+    samples: dict[str, dict[int, list[dict[str, Any]]]] = {key: {n: [] for n in sizes.memory_rows}
+                                                           for key, _, _ in keys}
     for rows in sizes.memory_rows:
         for index in range(sizes.memory_rounds):
             shift = index % len(keys)
             for key, method, prefetch in keys[shift:] + keys[:shift]:
                 samples[key][rows].append(await measure_once(dsn, method, rows, prefetch))
         progress(f"memory: {rows:,} rows done")
-    largest = max(sizes.memory_rows)
-    result: dict[str, Any] = {
-        "measure": " / ".join(sorted({s["measure"] for per_rows in samples.values() for ss in per_rows.values() for s in ss})),
-        "process": "a fresh Python process per measurement (asyncpg only imported)",
-        "query": QUERY,
-        "rows": list(sizes.memory_rows),
-        "rounds": sizes.memory_rounds,
-        "statistic": "median of the rounds",
-        "extra_mib": {}, "seconds": {}, "rows_per_second": {},
-    }
-    for key, _, _ in keys:
-        result["extra_mib"][key] = [statistics.median(s["extra_bytes"] for s in samples[key][n]) / MiB
-                                    for n in sizes.memory_rows]
-        result["seconds"][key] = [statistics.median(s["seconds"] for s in samples[key][n]) for n in sizes.memory_rows]
-        result["rows_per_second"][key] = [n / t for n, t in zip(sizes.memory_rows, result["seconds"][key])]
-    fetch_extra = result["extra_mib"]["fetch"][-1]
-    result["largest"] = largest
-    result["cursor_vs_fetch_memory_at_largest"] = {
-        key: (result["extra_mib"][key][-1] / fetch_extra if fetch_extra > 0 else None)
-        for key, _, _ in keys if key != "fetch"
-    }
-    return result
+
+    def median(key: str, figure: str) -> list[float]:
+        return [statistics.median(s[figure] for s in samples[key][n]) for n in sizes.memory_rows]
+
+    extra_mib = {key: [value / MiB for value in median(key, "extra_bytes")] for key, _, _ in keys}
+    seconds = {key: median(key, "seconds") for key, _, _ in keys}
+    fetch_extra = extra_mib["fetch"][-1]
+    return StreamingMemory(
+        measure=" / ".join(sorted({s["measure"] for per_rows in samples.values()
+                                   for ss in per_rows.values() for s in ss})),
+        process="a fresh Python process per measurement (asyncpg only imported)",
+        query=QUERY,
+        rows=list(sizes.memory_rows),
+        rounds=sizes.memory_rounds,
+        statistic="median of the rounds",
+        extra_mib=extra_mib,
+        seconds=seconds,
+        rows_per_second={key: [n / t for n, t in zip(sizes.memory_rows, values, strict=True)]
+                         for key, values in seconds.items()},
+        largest=max(sizes.memory_rows),
+        cursor_vs_fetch_memory_at_largest={key: (extra_mib[key][-1] / fetch_extra if fetch_extra > 0 else None)
+                                           for key, _, _ in keys if key != "fetch"},
+    )

@@ -18,6 +18,7 @@ import resource
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 
@@ -70,7 +71,7 @@ async def read(conn: asyncpg.Connection, method: str, rows: int, prefetch: int) 
     return seen
 
 
-async def main(spec: dict) -> dict:
+async def main(spec: dict[str, Any]) -> dict[str, Any]:
     conn = await asyncpg.connect(spec["dsn"], timeout=10)
     try:
         await read(conn, spec["method"], 100, spec["prefetch"])  # warm up

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from matplotlib.figure import Figure
 
 from ..plotting import plot_comparison, plot_sweep
+from .queries import METHODS
+from .report import Derived, memory_name
+from .results import LabResults, MethodSides
 
 #: File name → what it shows (the notebook lists them in this order).
 PLOTS = {
@@ -21,75 +23,109 @@ PLOTS = {
     "memory_time.png": "workload 4: time, fetch vs cursors",
     "index.png": "workload 6: throughput without and with the index",
     "index_cpu.png": "workload 6: CPU per query, server and client",
+    "pool_costs_fetchrow.png": "workload 7, fetchrow: one cost removed per step, pgbench as the ceiling",
+    "pool_costs_fetch.png": "workload 7, fetch: one cost removed per step, pgbench as the ceiling",
+    "pool_costs_cpu_fetchrow.png": "workload 7, fetchrow: CPU per query per step, client and server",
+    "pool_costs_cpu_fetch.png": "workload 7, fetch: CPU per query per step, client and server",
 }
 
 
-def figures(document: dict[str, Any]) -> dict[str, Figure]:
-    w = document["workloads"]
-    pool = w["concurrent_queries"]["pool_size"]
-    figs = {"book.png": plot_comparison(document["book"], title="10,000 product queries (fetchrow, pool of 6)",
+def _ceiling(method: str) -> str:
+    return "pgbench" + (" (LIMIT 1)" if method == "fetchrow" else "")
+
+
+def _driver_bars(sides: MethodSides, method: str, pool: int) -> dict[str, dict[str, float]]:
+    groups: dict[str, dict[str, float]] = {}
+    for label, suffix, pgbench in (("one at a time / 1 client", "sequential", "pgbench_1"),
+                                   (f"pool of {pool} / {pool} clients", "pool", "pgbench_pool")):
+        group = {driver: qps for driver in ("asyncpg", "psycopg")
+                 if (qps := sides.qps(f"{driver}_{suffix}")) is not None}
+        group[_ceiling(method)] = sides.qps(pgbench) or 0.0
+        groups[label] = group
+    return groups
+
+
+def _index_bars(sides: MethodSides, pool: int) -> dict[str, float]:
+    return {"asyncpg, 1 at a time": sides.qps("asyncpg_sequential") or 0.0,
+            f"asyncpg, pool of {pool}": sides.qps("asyncpg_pool") or 0.0,
+            "pgbench, 1 client": sides.qps("pgbench_1") or 0.0,
+            f"pgbench, {pool} clients": sides.qps("pgbench_pool") or 0.0}
+
+
+def _costs(results: LabResults, method: str) -> tuple[Figure, Figure]:
+    """Workload 7: a bar per step with pgbench as a dashed line; then CPU per query per step and side."""
+    costs = results.workloads.pool_costs
+    data = costs.methods[method]
+    measured = [r for r in data.steps if r.summary is not None]
+    rates = plot_comparison({r.step.short: {"queries per second": r.summary.qps} for r in measured if r.summary},
+                            title=f"{method} on {costs.connections} connections: one cost removed per step",
+                            ylabel="queries per second", fmt="{:,.0f}")
+    rates.axes[0].axhline(data.pgbench.qps, linestyle="--", color="black",
+                          label=f"{_ceiling(method)}, {costs.connections} clients: {data.pgbench.qps:,.0f}")
+    rates.axes[0].set_ylim(top=max(data.pgbench.qps, *(r.summary.qps for r in measured if r.summary)) * 1.15)
+    rates.axes[0].legend(loc="upper left")
+    cpu = plot_comparison({r.step.short: {"Python client": r.summary.client_cpu_ms_per_query or 0.0,
+                                          "server (backends)": r.summary.server_cpu_ms_per_query or 0.0}
+                           for r in measured if r.summary},
+                          title=f"CPU time per query ({method}): who does the work at each step",
+                          ylabel="milliseconds", fmt="{:.3f}")
+    if data.pgbench.client_cpu_ms_per_query is not None:
+        cpu.axes[0].axhline(data.pgbench.client_cpu_ms_per_query, linestyle=":", color="black",
+                            label="pgbench client")
+        cpu.axes[0].legend()
+    return rates, cpu
+
+
+def figures(results: LabResults, derived: Derived) -> dict[str, Figure]:
+    w = results.workloads
+    pool = w.concurrent_queries.pool_size
+    figs = {"book.png": plot_comparison(derived.book, title="10,000 product queries (fetchrow, pool of 6)",
                                         ylabel="seconds", fmt="{:.1f}")}
-    for method in ("fetchrow", "fetch"):
-        sides = w["concurrent_queries"]["methods"][method]["sides"]
-        groups: dict[str, dict[str, float]] = {}
-        for label, suffix in (("one at a time / 1 client", "sequential"), (f"pool of {pool} / {pool} clients", "pool")):
-            group = {"asyncpg": sides[f"asyncpg_{suffix}"]["qps"]}
-            if sides[f"psycopg_{suffix}"] is not None:
-                group["psycopg"] = sides[f"psycopg_{suffix}"]["qps"]
-            group["pgbench" + (" (LIMIT 1)" if method == "fetchrow" else "")] = sides[
-                "pgbench_1" if suffix == "sequential" else "pgbench_pool"]["qps"]
-            groups[label] = group
+    for method in METHODS:
         figs[f"concurrent_{method}.png"] = plot_comparison(
-            groups, title=f"The product query with {method}: queries per second", ylabel="queries per second",
+            _driver_bars(w.concurrent_queries.methods[method], method, pool),
+            title=f"The product query with {method}: queries per second", ylabel="queries per second",
             fmt="{:,.0f}")
-        sweep = w["pool_sweep"]["methods"][method]
+        sweep = w.pool_sweep.methods[method]
         figs[f"pool_sweep_{method}.png"] = plot_sweep(
-            w["pool_sweep"]["pool_sizes"], {f"asyncpg, gather ({method})": sweep["asyncpg_qps"]},
-            ceiling={"pgbench" + (" (LIMIT 1)" if method == "fetchrow" else ""): sweep["pgbench_qps"]},
-            title=f"Pool sweep, {method}: {sweep['queries_per_size']:,} concurrent queries per pool size",
+            w.pool_sweep.pool_sizes, {f"asyncpg, gather ({method})": sweep.asyncpg_qps},
+            ceiling={_ceiling(method): sweep.pgbench_qps},
+            title=f"Pool sweep, {method}: {sweep.queries_per_size:,} concurrent queries per pool size",
             xlabel="pool size (pgbench: clients)", ylabel="queries per second")
-        figs[f"pool_sweep_{method}.png"].axes[0].set_ylim(bottom=0)
-    seed = w["seeding"]
+        figs[f"pool_costs_{method}.png"], figs[f"pool_costs_cpu_{method}.png"] = _costs(results, method)
+    seed = w.seeding
     labels = {"executemany": "executemany", "copy_records_to_table": "copy_records_to_table",
               "psql_copy_csv": "psql COPY (CSV)"}
     figs["seeding.png"] = plot_comparison(
-        {label: {"seconds": seed["seconds"][key]} for key, label in labels.items()},
-        title=f"Seeding {seed['rows']:,} rows: seconds (lower is better)", ylabel="seconds", fmt="{:.2f}")
-    mem = w["streaming_memory"]
-    names = {k: ("fetch" if k == "fetch" else f"cursor, prefetch {k.split('_')[1]}") for k in mem["extra_mib"]}
-    figs["memory.png"] = plot_sweep(mem["rows"], {names[k]: v for k, v in mem["extra_mib"].items()},
+        {label: {"seconds": seed.seconds[key]} for key, label in labels.items()},
+        title=f"Seeding {seed.rows:,} rows: seconds (lower is better)", ylabel="seconds", fmt="{:.2f}")
+    mem = w.streaming_memory
+    names = {k: memory_name(k).replace("cursor ", "cursor, prefetch ") for k in mem.extra_mib}
+    figs["memory.png"] = plot_sweep(mem.rows, {names[k]: v for k, v in mem.extra_mib.items()},
                                     title="Extra memory of the Python process while reading the rows",
                                     xlabel="rows", ylabel="MiB (peak RSS growth)", logx=True)
-    figs["memory_time.png"] = plot_sweep(mem["rows"], {names[k]: v for k, v in mem["seconds"].items()},
+    figs["memory_time.png"] = plot_sweep(mem.rows, {names[k]: v for k, v in mem.seconds.items()},
                                          title="Time to read the rows", xlabel="rows", ylabel="seconds (log scale)",
                                          logx=True)
     figs["memory_time.png"].axes[0].set_yscale("log")
-    before = w["concurrent_queries"]["methods"]["fetch"]["sides"]
-    after = w["index"]["methods"]["fetch"]["sides"]
-
-    def bars(sides: dict[str, Any]) -> dict[str, float]:
-        return {"asyncpg, 1 at a time": sides["asyncpg_sequential"]["qps"],
-                f"asyncpg, pool of {pool}": sides["asyncpg_pool"]["qps"],
-                "pgbench, 1 client": sides["pgbench_1"]["qps"],
-                f"pgbench, {pool} clients": sides["pgbench_pool"]["qps"]}
-
-    figs["index.png"] = plot_comparison({"no index": bars(before), "index on sku(product_id)": bars(after)},
-                                        title="The product query with fetch: queries per second",
-                                        ylabel="queries per second", fmt="{:,.0f}")
-    effect = document["index_effect"]
+    figs["index.png"] = plot_comparison(
+        {"no index": _index_bars(w.concurrent_queries.methods["fetch"], pool),
+         "index on sku(product_id)": _index_bars(w.index.methods["fetch"], pool)},
+        title="The product query with fetch: queries per second", ylabel="queries per second", fmt="{:,.0f}")
+    effect = derived.index
     figs["index_cpu.png"] = plot_comparison(
-        {label: {"server (backends)": effect[key]["server_cpu_ms_per_query"] or 0.0,
-                 "Python client": effect[key]["client_cpu_ms_per_query"],
-                 "pgbench client": effect[key]["pgbench_client_cpu_ms_per_query"]}
-         for label, key in (("no index", "without_index"), ("index", "with_index"))},
+        {label: {"server (backends)": figures.server_cpu_ms_per_query or 0.0,
+                 "Python client": figures.client_cpu_ms_per_query or 0.0,
+                 "pgbench client": figures.pgbench_client_cpu_ms_per_query or 0.0}
+         for label, figures in (("no index", effect.without_index), ("index", effect.with_index))},
         title=f"CPU time per query (fetch, pool of {pool})", ylabel="milliseconds", fmt="{:.3f}")
     assert set(figs) == set(PLOTS)
     return figs
 
 
-def save(document: dict[str, Any], directory: Path) -> dict[str, str]:
+def save(results: LabResults, derived: Derived, directory: Path) -> dict[str, str]:
     """Write every chart as a PNG into `directory`; return {file name: what it shows}."""
     directory.mkdir(parents=True, exist_ok=True)
-    for name, fig in figures(document).items():
+    for name, fig in figures(results, derived).items():
         fig.savefig(directory / name, dpi=100)
     return dict(PLOTS)

@@ -22,6 +22,7 @@ from ..errors import CourseError
 from ..schema import create_schema
 from ..seed import Dataset, generate_dataset, load_with_copy, load_with_executemany
 from ..server import binary
+from .results import Seeding
 from .sizes import Sizes
 
 LOADERS = ("executemany", "copy_records_to_table", "psql_copy_csv")
@@ -60,7 +61,7 @@ def _load_psql(dsn: str, script: bytes) -> float:
     return elapsed
 
 
-async def seeding(name: str, sizes: Sizes, *, progress: Callable[[str], None]) -> dict[str, Any]:
+async def seeding(name: str, sizes: Sizes, *, progress: Callable[[str], None]) -> Seeding:
     dataset = generate_dataset(brands=sizes.seed_brands, products=sizes.seed_products, skus=sizes.seed_skus)
     rows = sum(len(table_rows) for _, _, table_rows in dataset.rows())
     script = copy_script(dataset)
@@ -91,15 +92,15 @@ async def seeding(name: str, sizes: Sizes, *, progress: Callable[[str], None]) -
         progress(f"seeding round {index + 1}/{sizes.seed_rounds} done")
     best = {loader: min(values) for loader, values in seconds.items()}
     psql = best["psql_copy_csv"]
-    return {
-        "rows": rows,
-        "tables": {table: len(table_rows) for table, _, table_rows in dataset.rows()},
-        "rounds": sizes.seed_rounds,
-        "statistic": "fastest of the rounds",
-        "timed": "connect, load in one transaction, disconnect (psql: process start to exit)",
-        "round_seconds": seconds,
-        "seconds": best,
-        "rows_per_second": {loader: rows / value for loader, value in best.items()},
-        "time_vs_psql": {loader: value / psql for loader, value in best.items()},
-        "same_data": len({repr(sorted(fp.items())) for fp in fingerprints.values()}) == 1,
-    }
+    return Seeding(
+        rows=rows,
+        tables={table: len(table_rows) for table, _, table_rows in dataset.rows()},
+        rounds=sizes.seed_rounds,
+        statistic="fastest of the rounds",
+        timed="connect, load in one transaction, disconnect (psql: process start to exit)",
+        round_seconds=seconds,
+        seconds=best,
+        rows_per_second={loader: rows / value for loader, value in best.items()},
+        time_vs_psql={loader: value / psql for loader, value in best.items()},
+        same_data=len({repr(sorted(fp.items())) for fp in fingerprints.values()}) == 1,
+    )

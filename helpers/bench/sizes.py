@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
@@ -28,13 +28,14 @@ class Sizes:
     memory_rows: tuple[int, ...]
     prefetch: tuple[int, ...]
     memory_rounds: int
+    #: Workload 7 (pool costs): queries per step and per method, split over `costs_rounds` rounds.
+    costs_fetchrow_queries: int
+    costs_fetch_queries: int
+    costs_rounds: int
     #: The product the chapter queries.
     product_id: int = 100
     #: The chapter's pool (and pgbench's client count beside it).
     pool_size: int = 6
-
-    def as_dict(self) -> dict[str, object]:
-        return asdict(self)
 
 
 FULL = Sizes(
@@ -54,6 +55,9 @@ FULL = Sizes(
     memory_rows=(10_000, 100_000, 1_000_000),
     prefetch=(50, 1_000),
     memory_rounds=2,
+    costs_fetchrow_queries=20_000,
+    costs_fetch_queries=3_000,
+    costs_rounds=4,
 )
 
 QUICK = Sizes(
@@ -73,4 +77,7 @@ QUICK = Sizes(
     memory_rows=(1_000, 10_000, 100_000),
     prefetch=(50, 1_000),
     memory_rounds=1,
+    costs_fetchrow_queries=3_000,
+    costs_fetch_queries=300,
+    costs_rounds=2,
 )

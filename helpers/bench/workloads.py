@@ -9,12 +9,12 @@ the same client count took in its latest round (in whole seconds, at least one).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from .clients import AsyncpgSide, PsycopgSide
 from .measure import Measurement, summarize
 from .pgbench import Pgbench, seconds_for
 from .queries import METHODS
+from .results import MethodSides, PoolSweep, ProductQueries, SweepMethod
 from .sizes import Sizes
 
 Progress = Callable[[str], None]
@@ -40,7 +40,7 @@ def split(total: int, parts: int) -> list[int]:
 
 
 async def product_queries(dsn: str, sizes: Sizes, *, rounds: int, queries: dict[str, int], psycopg: bool,
-                          progress: Progress) -> dict[str, Any]:
+                          progress: Progress) -> ProductQueries:
     """Workload 1 (and 5 with psycopg; 6 when run again after the index): `queries` per side, per method."""
     size = sizes.pool_size
     asyncpg_side = await AsyncpgSide.open(dsn, size, sizes.product_id)
@@ -49,27 +49,22 @@ async def product_queries(dsn: str, sizes: Sizes, *, rounds: int, queries: dict[
         with Pgbench(dsn, sizes.product_id) as pgbench:
             per_method = {}
             for method in METHODS:
-                per_method[method] = await _interleaved(method, split(queries[method], rounds), asyncpg_side, psycopg_side,
-                                                        pgbench, size, progress)
+                per_method[method] = await _interleaved(method, split(queries[method], rounds), asyncpg_side,
+                                                        psycopg_side, pgbench, size, progress)
     finally:
         await asyncpg_side.close()
         if psycopg_side is not None:
             await psycopg_side.close()
-    return {
-        "pool_size": size,
-        "product_id": sizes.product_id,
-        "rounds": rounds,
-        "queries_per_side": dict(queries),
-        "rows_per_query": {
-            "asyncpg": asyncpg_side.rows_per_query,
-            "psycopg": None if psycopg_side is None else psycopg_side.rows_per_query,
-        },
-        "methods": per_method,
-    }
+    return ProductQueries(
+        pool_size=size, product_id=sizes.product_id, rounds=rounds, queries_per_side=dict(queries),
+        rows_per_query={"asyncpg": asyncpg_side.rows_per_query,
+                        "psycopg": None if psycopg_side is None else psycopg_side.rows_per_query},
+        methods=per_method,
+    )
 
 
 async def _interleaved(method: str, rounds: list[int], asyncpg_side: AsyncpgSide, psycopg_side: PsycopgSide | None,
-                       pgbench: Pgbench, size: int, progress: Progress) -> dict[str, Any]:
+                       pgbench: Pgbench, size: int, progress: Progress) -> MethodSides:
     measured: dict[str, list[Measurement]] = {key: [] for key, _, _ in SIDES}
     pgbench_seconds: dict[str, list[int]] = {"pgbench_1": [], "pgbench_pool": []}
     latest: dict[bool, float] = {}  # concurrent? -> the asyncpg side's latest duration
@@ -91,11 +86,11 @@ async def _interleaved(method: str, rounds: list[int], asyncpg_side: AsyncpgSide
             measured[key].append(m)
         progress(f"{method} round {index + 1}/{len(rounds)} done")
     sides = {key: (summarize(ms) if ms else None) for key, ms in measured.items()}
-    qps = {key: (side["qps"] if side else None) for key, side in sides.items()}
-    return {
-        "sides": sides,
-        "pgbench_seconds": pgbench_seconds,
-        "ratios": {
+    qps = {key: (side.qps if side else None) for key, side in sides.items()}
+    return MethodSides(
+        sides=sides,
+        pgbench_seconds=pgbench_seconds,
+        ratios={
             "asyncpg_concurrent_vs_sequential": ratio(qps["asyncpg_pool"], qps["asyncpg_sequential"]),
             "asyncpg_vs_pgbench_1": ratio(qps["asyncpg_sequential"], qps["pgbench_1"]),
             "asyncpg_vs_pgbench_pool": ratio(qps["asyncpg_pool"], qps["pgbench_pool"]),
@@ -103,16 +98,18 @@ async def _interleaved(method: str, rounds: list[int], asyncpg_side: AsyncpgSide
             "psycopg_vs_asyncpg_sequential": ratio(qps["psycopg_sequential"], qps["asyncpg_sequential"]),
             "psycopg_vs_asyncpg_pool": ratio(qps["psycopg_pool"], qps["asyncpg_pool"]),
         },
-    }
+    )
 
 
-async def pool_sweep(dsn: str, sizes: Sizes, *, progress: Progress) -> dict[str, Any]:
+async def pool_sweep(dsn: str, sizes: Sizes, *, progress: Progress) -> PoolSweep:
     """Workload 2: the same concurrent queries on pools of growing size, each beside pgbench with as many clients."""
-    result: dict[str, Any] = {"pool_sizes": list(sizes.pool_sizes), "methods": {}}
+    result = PoolSweep(pool_sizes=list(sizes.pool_sizes), methods={})
     with Pgbench(dsn, sizes.product_id) as pgbench:
         for method in METHODS:
             queries = sizes.sweep_fetchrow_queries if method == "fetchrow" else sizes.sweep_fetch_queries
-            asyncpg_qps, pgbench_qps, client_busy = [], [], []
+            asyncpg_qps: list[float] = []
+            pgbench_qps: list[float] = []
+            client_busy: list[float | None] = []
             for size in sizes.pool_sizes:
                 side = await AsyncpgSide.open(dsn, size, sizes.product_id)
                 try:
@@ -124,12 +121,12 @@ async def pool_sweep(dsn: str, sizes: Sizes, *, progress: Progress) -> dict[str,
                 pgbench_qps.append(ceiling.qps)
                 client_busy.append(m.client_cpu / m.seconds if m.client_cpu is not None else None)
                 progress(f"{method} pool of {size}: asyncpg {m.qps:,.0f} q/s, pgbench {ceiling.qps:,.0f} q/s")
-            result["methods"][method] = {
-                "queries_per_size": queries,
-                "asyncpg_qps": asyncpg_qps,
-                "pgbench_qps": pgbench_qps,
-                "asyncpg_vs_pgbench": [ratio(a, b) for a, b in zip(asyncpg_qps, pgbench_qps)],
-                "asyncpg_client_busy": client_busy,
-                "best_pool_size": sizes.pool_sizes[max(range(len(asyncpg_qps)), key=asyncpg_qps.__getitem__)],
-            }
+            result.methods[method] = SweepMethod(
+                queries_per_size=queries,
+                asyncpg_qps=asyncpg_qps,
+                pgbench_qps=pgbench_qps,
+                asyncpg_vs_pgbench=[ratio(a, b) for a, b in zip(asyncpg_qps, pgbench_qps, strict=True)],
+                asyncpg_client_busy=client_busy,
+                best_pool_size=sizes.pool_sizes[max(range(len(asyncpg_qps)), key=asyncpg_qps.__getitem__)],
+            )
     return result
