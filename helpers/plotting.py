@@ -75,7 +75,7 @@ def plot_timeline(groups: Mapping[str, Mapping[str, tuple[float, float]]], *, ti
     concurrency you can see; printed durations only let you infer it."""
     fig = Figure(figsize=(7, 1.2 + 1.1 * len(groups)), layout="tight")
     axes = fig.subplots(len(groups), 1, sharex=True, squeeze=False)[:, 0]
-    for ax, (panel, spans) in zip(axes, groups.items()):
+    for ax, (panel, spans) in zip(axes, groups.items(), strict=True):
         names = list(spans)
         ax.barh(range(len(names)), [end - start for start, end in spans.values()],
                 left=[start for start, _ in spans.values()], height=0.5, color="tab:blue")

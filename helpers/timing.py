@@ -6,7 +6,7 @@ import asyncio
 import functools
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any, ParamSpec, TypeVar
 
@@ -43,14 +43,14 @@ class Timings:
 
 
 def async_timed(name: str | None = None, *, timings: Timings | None = None, quiet: bool = False
-                ) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:
+                ) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Coroutine[Any, Any, R]]]:
     """Decorate a coroutine function to print (and optionally record) how long each call took.
 
     As in the chapter, but the output names the function instead of printing its repr and
     arguments (which hold memory addresses that change on every run).
     """
 
-    def decorate(func: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    def decorate(func: Callable[P, Awaitable[R]]) -> Callable[P, Coroutine[Any, Any, R]]:
         label = name or func.__name__
 
         @functools.wraps(func)

@@ -25,9 +25,9 @@ def short_traceback(filename_label: dict[str, str], etype: type[BaseException], 
                     tb: TracebackType | None) -> list[str]:
     """The lines to show: each frame of a notebook cell (`filename_label` maps a cell's file to
     "Cell In[5]"), how many library frames were left out, then `Type: message`."""
-    frames = traceback.extract_tb(tb)
-    first = next((i for i, frame in enumerate(frames) if frame.filename in filename_label), 0)
-    frames = frames[first:]  # before the first cell frame: IPython running the cell
+    all_frames = traceback.extract_tb(tb)
+    first = next((i for i, frame in enumerate(all_frames) if frame.filename in filename_label), 0)
+    frames = all_frames[first:]  # before the first cell frame: IPython running the cell
     own = [frame for frame in frames if frame.filename in filename_label]
     hidden = len(frames) - len(own)
     heading = "Traceback (your code" + (f"; {hidden} frame(s) of library code hidden, %tb shows all" if hidden else "") + "):"

@@ -9,9 +9,20 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
+from matplotlib.patches import Rectangle
 
-from helpers import (Timings, async_timed, check, elapsed_bar, is_stub, notebook_database, plot_comparison, plot_sweep,
-                     plot_timeline, take)
+from helpers import (
+    Timings,
+    async_timed,
+    check,
+    elapsed_bar,
+    is_stub,
+    notebook_database,
+    plot_comparison,
+    plot_sweep,
+    plot_timeline,
+    take,
+)
 from helpers.tracebacks import short_traceback
 
 
@@ -124,7 +135,8 @@ def test_plot_timeline_draws_one_bar_per_coroutine_per_panel(tmp_path) -> None:
                          "concurrent": {"a": (0.0, 0.3), "b": (0.0, 0.31)}}, title="timeline")
     top, bottom = fig.axes
     assert [t.get_text() for t in top.get_yticklabels()] == ["a", "b"]
-    assert [(p.get_x(), round(p.get_width(), 2)) for p in bottom.patches] == [(0.0, 0.3), (0.0, 0.31)]
+    bars = [patch for patch in bottom.patches if isinstance(patch, Rectangle)]
+    assert [(bar.get_x(), round(bar.get_width(), 2)) for bar in bars] == [(0.0, 0.3), (0.0, 0.31)]
     assert top.get_title(loc="left") == "sequential" and bottom.get_xlabel() == "seconds since the start"
     fig.savefig(tmp_path / "timeline.png")
 
@@ -148,12 +160,12 @@ def test_is_stub_knows_the_learner_has_not_answered() -> None:
     async def answered(x):
         return x
 
-    assert all(is_stub(value) for value in (..., empty, empty_async))
-    assert not any(is_stub(value) for value in (answered, None, 0, [], "..."))
+    assert all(is_stub(stub) for stub in (..., empty, empty_async))
+    assert not any(is_stub(answer) for answer in (answered, None, 0, [], "..."))
 
 
 def test_check_says_not_answered_passed_or_what_is_wrong(capsys: pytest.CaptureFixture[str]) -> None:
-    namespace = {"answer": ...}
+    namespace: dict[str, object] = {"answer": ...}
 
     def run() -> tuple[str, str]:
         test = eval("lambda: None if answer == 42 else (_ for _ in ()).throw(AssertionError(f'42, not {answer}'))",
