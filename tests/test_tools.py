@@ -161,7 +161,8 @@ def test_is_stub_knows_the_learner_has_not_answered() -> None:
         return x
 
     assert all(is_stub(stub) for stub in (..., empty, empty_async))
-    assert not any(is_stub(answer) for answer in (answered, None, 0, [], "..."))
+    answers: tuple[object, ...] = (answered, None, 0, [], "...")
+    assert not any(is_stub(answer) for answer in answers)
 
 
 def test_check_says_not_answered_passed_or_what_is_wrong(capsys: pytest.CaptureFixture[str]) -> None:
