@@ -29,7 +29,16 @@ setup: $(STAMP) db
 db: $(STAMP)
 	@$(PY) -m helpers db start
 
-lab: setup
+# JupyterLab reads <app dir>/settings/overrides.json as the defaults of its settings; the app dir
+# of a venv's JupyterLab is .venv/share/jupyter/lab. "Never" fetch news: no pop-up asking about
+# it on the first start, and no request to jupyter.org (a class may have no internet).
+LAB_OVERRIDES := $(VENV)/share/jupyter/lab/settings/overrides.json
+
+$(LAB_OVERRIDES): $(STAMP)
+	@mkdir -p $(dir $@)
+	@echo '{"@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": false}}' > $@
+
+lab: setup $(LAB_OVERRIDES)
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(ROOT_FLAG)
 
 test: setup
