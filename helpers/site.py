@@ -135,9 +135,7 @@ _STYLE = """
 details.course-solution > summary { cursor: pointer; color: var(--jp-brand-color1, #1976d2);
   font-family: var(--jp-ui-font-family, sans-serif); font-size: var(--jp-ui-font-size1, 14px);
   margin: 4px 0 4px calc(var(--jp-cell-prompt-width, 64px) + 8px); }
-.course-nav { font-family: var(--jp-ui-font-family, sans-serif); font-size: 15px; margin: 12px 16px;
-  display: flex; gap: 0.6em; flex-wrap: wrap; }
-.course-nav .course-nav-next { margin-left: auto; }
+.course-nav { font-family: var(--jp-ui-font-family, sans-serif); font-size: 15px; margin: 12px 16px; }
 </style>
 """
 
