@@ -215,9 +215,12 @@ def _rebuild(cell: nbformat.NotebookNode, atoms: list[_Atom]) -> list[nbformat.N
     return outputs
 
 
-def code_pieces(cell: nbformat.NotebookNode) -> list[Piece]:
+def code_pieces(cell: nbformat.NotebookNode, room: float = BUDGET) -> list[Piece]:
     """The cell, or, when it would not fit on one slide, the cell with its first outputs and
-    then further pieces of output alone (tagged `slide-continued`: no source shown)."""
+    then further pieces of output alone (tagged `slide-continued`: no source shown).
+
+    `room` is what is left on the current slide: the first piece fills it when the source and
+    a few lines of output fit there, and is a slide's worth otherwise."""
     tags = cell.metadata.get("tags", [])
     lines = len(cell.source.splitlines())
     source_height = lines * CODE_LINE + INPUT_PADDING
@@ -232,10 +235,11 @@ def code_pieces(cell: nbformat.NotebookNode) -> list[Piece]:
         return [Piece(cell, total)]
     pieces: list[Piece] = []
     used, chunk = CELL_GAP + source_height, []
+    limit = room if room >= used + OUTPUT_PADDING + 3 * CODE_LINE else BUDGET
     for atom in atoms:
-        if chunk and used + atom.height + OUTPUT_PADDING > BUDGET:
+        if chunk and used + atom.height + OUTPUT_PADDING > limit:
             pieces.append(_piece_of(cell, chunk, used, first=not pieces))
-            used, chunk = CELL_GAP, []
+            used, chunk, limit = CELL_GAP, [], BUDGET
         chunk.append(atom)
         used += atom.height
     pieces.append(_piece_of(cell, chunk, used, first=not pieces))
@@ -283,7 +287,7 @@ def lay_out(notebook: nbformat.NotebookNode, notes: dict[str, str] | None = None
         if cell.cell_type == "markdown":
             pieces = markdown_pieces(cell)
         elif cell.cell_type == "code":
-            pieces = code_pieces(cell)
+            pieces = code_pieces(cell, BUDGET - used)
         else:
             pieces = [Piece(cell, 0)]
         for piece in pieces:
