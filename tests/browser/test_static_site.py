@@ -325,3 +325,25 @@ def test_a_long_table_is_cut_between_rows_with_its_header() -> None:
     parts = [p.cell.outputs[0].data["text/html"] for p in pieces]
     assert all("<thead>" in part and "</table>" in part for part in parts)
     assert sum(part.count("<td>") for part in parts) == 60
+
+
+@pytest.mark.browser
+def test_the_speaker_view_shows_the_sections_notes(browser, built: Site) -> None:  # noqa: ANN001
+    """S opens reveal.js's speaker view (a pop-up, from file:// too) with the notes of the slide."""
+    deck, path = built.slides[0], NOTEBOOKS[0]
+    heading = slide_layout.section_headings(nbformat.read(path, as_version=4))[0]
+    first_line = slide_layout.read_notes(site.NOTES_DIR / f"{path.stem}.md")[heading].splitlines()[0]
+    context = browser.new_context(viewport={"width": 1280, "height": 720})
+    try:
+        page = context.new_page()
+        page.goto(deck.as_uri())
+        page.wait_for_function("() => window.Reveal && Reveal.isReady()", timeout=15_000)
+        page.evaluate("() => Reveal.slide(1, 0)")  # the title is slide 0; the first ## section is slide 1
+        with page.expect_popup() as opened:
+            page.keyboard.press("s")
+        speaker = opened.value
+        words = re.sub(r"[*`]", "", first_line).split()[:6]
+        speaker.wait_for_function("words => words.every(w => document.body.innerText.includes(w))", arg=words,
+                                  timeout=15_000)
+    finally:
+        context.close()
