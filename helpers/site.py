@@ -312,7 +312,7 @@ def build_html(out: Path = BUILD / "html", notebooks: list[Path] | None = None) 
 
 
 def build_slides(out: Path = BUILD / "slides", notebooks: list[Path] | None = None) -> list[Path]:
-    """A reveal.js deck per notebook (from its cells' slide metadata), and index.html; return the decks."""
+    """A reveal.js deck per notebook (laid out by helpers.slide_layout), and index.html; return the decks."""
     return _build("slides", out, notebooks, fetch_vendor())
 
 
@@ -350,8 +350,9 @@ def _index(kind: str, entries: list[tuple[str, str, str]]) -> str:
                 "To run the code, open the notebooks in JupyterLab (make lab).")
     else:
         title = "Asynchronous PostgreSQL with asyncpg: slides"
-        note = ("One deck per notebook. Keys: → and ← (or Space) to move, ↓ for the steps of a section, "
-                "Esc for an overview, F for full screen, S for the speaker view.")
+        note = ("One deck per notebook, a slide per section. Keys: Space for the next slide, → and ← from "
+                "section to section, ↓ and ↑ within one (sub-sections, and what did not fit: \"continued\"), "
+                "Esc for an overview, F for full screen, S for the speaker view with notes for each section.")
     return _INDEX.format(title=html.escape(title), note=html.escape(note), items=items)
 
 

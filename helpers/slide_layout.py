@@ -26,7 +26,7 @@ import math
 import re
 import struct
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
@@ -175,8 +175,8 @@ def _atoms(output: nbformat.NotebookNode, index: int) -> list[_Atom]:
     kind = output.output_type
     if kind == "stream":
         lines = output.text.splitlines()
-    elif kind == "error":
-        lines = ANSI.sub("", "\n".join(output.traceback)).splitlines()
+    elif kind == "error":  # colours kept; only the visible characters count for the width
+        lines = "\n".join(output.traceback).splitlines()
     else:
         data = output.get("data", {})
         if "image/png" in data:
@@ -187,7 +187,7 @@ def _atoms(output: nbformat.NotebookNode, index: int) -> list[_Atom]:
                 return [_Atom(index, TABLE_ROW, row) for row in parts[1]]
             return [_Atom(index, TABLE_ROW * max(1, data["text/html"].count("<tr")))]
         lines = str(data.get("text/plain", "")).splitlines()
-    return [_Atom(index, _wrapped(line, CODE_CHARS) * CODE_LINE, line) for line in lines]
+    return [_Atom(index, _wrapped(ANSI.sub("", line), CODE_CHARS) * CODE_LINE, line) for line in lines]
 
 
 def _outputs_height(atoms: list[_Atom]) -> float:
@@ -257,19 +257,13 @@ def _piece_of(cell: nbformat.NotebookNode, atoms: list[_Atom], height: float, *,
 
 # --- the deck -----------------------------------------------------------------------------
 
-@dataclass
-class _Slide:
-    heading: str = ""
-    used: float = 0.0
-    cells: list[nbformat.NotebookNode] = field(default_factory=list)
-
-
 def _slideshow(cell: nbformat.NotebookNode, slide_type: str) -> nbformat.NotebookNode:
     cell.metadata["slideshow"] = {"slide_type": slide_type}
     return cell
 
 
 def _continued(heading: str) -> nbformat.NotebookNode:
+    heading = re.sub(r"[`*]", "", heading)  # the label is HTML: Markdown's marks would show
     text = f"{heading} (continued)" if heading else "(continued)"
     return nbformat.v4.new_markdown_cell(f'<p class="slide-continued">{html.escape(text)}</p>')
 
@@ -277,7 +271,6 @@ def _continued(heading: str) -> nbformat.NotebookNode:
 def lay_out(notebook: nbformat.NotebookNode, notes: dict[str, str] | None = None) -> nbformat.NotebookNode:
     """A copy of `notebook` whose cells carry the slide types described in the module's docstring."""
     notes = notes or {}
-    deck = copy.deepcopy(notebook)
     cells: list[nbformat.NotebookNode] = []
     section = ""  # the heading of the `##` or `###` in force, for "(continued)"
     used = 0.0
@@ -304,5 +297,4 @@ def lay_out(notebook: nbformat.NotebookNode, notes: dict[str, str] | None = None
             used += piece.height
     for number, cell in enumerate(cells):  # pieces of one cell need ids of their own
         cell.id = f"s{number}"
-    deck.cells = cells
-    return deck
+    return nbformat.NotebookNode({**notebook, "cells": cells})
