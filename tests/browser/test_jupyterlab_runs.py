@@ -323,3 +323,20 @@ def test_without_chromium_the_browser_tests_skip_with_a_reason(tmp_path: Path) -
     assert f"Chromium not found at {missing}" in result.stdout
     assert re.search(r"\b\d+ skipped\b", result.stdout) and " passed" not in result.stdout
 
+
+
+def test_make_lab_switches_off_jupyterlab_news() -> None:
+    """`make lab` writes overrides.json into the app directory JupyterLab reads, with a value its schema allows."""
+    makefile = (ROOT / "Makefile").read_text()
+    assert re.search(r"^lab: .*\$\(LAB_OVERRIDES\)", makefile, re.M), "make lab must install the overrides"
+    folder = re.search(r"^LAB_OVERRIDES := \$\(VENV\)/(\S+)/overrides\.json$", makefile, re.M)[1]
+    overrides = json.loads(re.search(r"echo '(\{.*\})' > \$@", makefile)[1])
+    plugin = "@jupyterlab/apputils-extension:notification"
+    assert overrides[plugin]["fetchNews"] == "false", overrides
+    app_dir = subprocess.run([str(Path(sys.prefix) / "bin" / "jupyter"), "lab", "path"], capture_output=True,
+                             text=True, timeout=60, check=True).stdout
+    assert re.search(r"Application directory:\s+(\S+)", app_dir)[1] == str(Path(sys.prefix) / "share/jupyter/lab")
+    assert folder == "share/jupyter/lab/settings", folder
+    schema = json.loads((Path(sys.prefix) / "share/jupyter/lab/schemas" / plugin.replace(":", "/")
+                         ).with_suffix(".json").read_text())
+    assert "false" in [choice["const"] for choice in schema["properties"]["fetchNews"]["oneOf"]]
