@@ -135,7 +135,11 @@ _STYLE = """
 details.course-solution > summary { cursor: pointer; color: var(--jp-brand-color1, #1976d2);
   font-family: var(--jp-ui-font-family, sans-serif); font-size: var(--jp-ui-font-size1, 14px);
   margin: 4px 0 4px calc(var(--jp-cell-prompt-width, 64px) + 8px); }
-.course-nav { font-family: var(--jp-ui-font-family, sans-serif); font-size: 15px; margin: 12px 16px; }
+.course-nav { font-family: var(--jp-ui-font-family, sans-serif); font-size: 15px;
+  margin: 16px 16px 16px calc(var(--jp-cell-prompt-width, 64px) + 22px); }
+.course-nav a { color: var(--jp-content-link-color, #1976d2); text-decoration: none; }
+.course-nav a:hover { text-decoration: underline; }
+.course-nav-sep { color: #999; margin: 0 0.9em; }
 </style>
 """
 
@@ -268,7 +272,8 @@ def _nav(previous: tuple[str, str] | None, following: tuple[str, str] | None) ->
     links.append('<a rel="contents" href="index.html">Contents</a>')
     if following:
         links.append(f'<a rel="next" href="{html.escape(following[0])}">Next: {html.escape(following[1])} →</a>')
-    return f'<nav class="course-nav" aria-label="Course pages">{" · ".join(links)}</nav>'
+    separator = '<span class="course-nav-sep">·</span>'
+    return f'<nav class="course-nav" aria-label="Course pages">{separator.join(links)}</nav>'
 
 
 def _for_slides(notebook: nbformat.NotebookNode, stem: str) -> nbformat.NotebookNode:
