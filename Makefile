@@ -21,7 +21,7 @@ help:
 	@echo "make clean    stop the embedded server and remove generated files"
 
 $(STAMP): pyproject.toml constraints.txt
-	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "Python 3.10 or newer is needed; set PYTHON=python3.x")'
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed; set PYTHON=python3.x")'
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[lab,test,bench]'
 	touch $(STAMP)
@@ -34,7 +34,16 @@ $(KERNEL): $(STAMP)
 db: $(STAMP)
 	@$(PY) -m helpers db start
 
-lab: setup
+# JupyterLab reads <app dir>/settings/overrides.json as the defaults of its settings; the app dir
+# of a venv's JupyterLab is .venv/share/jupyter/lab. "Never" fetch news: no pop-up asking about
+# it on the first start, and no request to jupyter.org (a class may have no internet).
+LAB_OVERRIDES := $(VENV)/share/jupyter/lab/settings/overrides.json
+
+$(LAB_OVERRIDES): $(STAMP)
+	@mkdir -p $(dir $@)
+	@echo '{"@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": false}}' > $@
+
+lab: setup $(LAB_OVERRIDES)
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(ROOT_FLAG)
 
 test: setup

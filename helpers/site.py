@@ -14,7 +14,10 @@ scripts are local copies in `_static/`:
   prose stays a dollar sign).
 
 Solutions (cells tagged `solution`) are folded away behind a "Show the solution" toggle, and
-the notebooks' "Next" links point at the next page instead of the next .ipynb.
+the notebooks' "Next" links point at the next page instead of the next .ipynb.  Each HTML page
+has Previous · Contents · Next links at its top and its end.  The decks are laid out by
+helpers.slide_layout (a slide per `##` section, sub-slides for `###` and for what does not fit)
+with the speaker notes of docs/speaker-notes/NN_name.md (S opens the speaker view).
 """
 
 from __future__ import annotations
@@ -31,13 +34,16 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import mistune
 import nbformat
 
+from . import slide_layout
 from .config import REPO_ROOT
 
 BUILD = REPO_ROOT / "build"
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 VENDOR_DIR = BUILD / "vendor"
+NOTES_DIR = REPO_ROOT / "docs" / "speaker-notes"
 
 #: npm packages copied next to the pages; their licences (MIT) travel with them.
 REVEAL = ("reveal.js", "5.2.1", ["dist/", "plugin/notes/", "LICENSE"])
@@ -112,7 +118,9 @@ def _install_static(out: Path, vendor: Vendor) -> None:
 
 _SOLUTION_BLOCK = """
 {% block input_group -%}
-{%- if 'solution' in cell.metadata.get('tags', []) -%}
+{%- if 'slide-continued' in cell.metadata.get('tags', []) -%}
+{#- the rest of a long output, on a slide of its own: the source is on the slide before -#}
+{%- elif 'solution' in cell.metadata.get('tags', []) -%}
 <details class="course-solution"><summary>Show the solution</summary>
 {{ super() }}
 </details>
@@ -127,7 +135,11 @@ _STYLE = """
 details.course-solution > summary { cursor: pointer; color: var(--jp-brand-color1, #1976d2);
   font-family: var(--jp-ui-font-family, sans-serif); font-size: var(--jp-ui-font-size1, 14px);
   margin: 4px 0 4px calc(var(--jp-cell-prompt-width, 64px) + 8px); }
-.course-nav { font-family: var(--jp-ui-font-family, sans-serif); margin: 8px 16px; }
+.course-nav { font-family: var(--jp-ui-font-family, sans-serif); font-size: 15px;
+  margin: 16px 16px 16px calc(var(--jp-cell-prompt-width, 64px) + 22px); }
+.course-nav a { color: var(--jp-content-link-color, #1976d2); text-decoration: none; }
+.course-nav a:hover { text-decoration: underline; }
+.course-nav-sep { color: #999; margin: 0 0.9em; }
 </style>
 """
 
@@ -153,8 +165,12 @@ HTML_TEMPLATE = r"""{%- extends 'index.html.j2' -%}
 {%- block html_head_css -%}""" + _STYLE + r"""{%- endblock html_head_css -%}
 {%- block body_header -%}
 {{ super() }}
-<nav class="course-nav"><a href="index.html">Course index</a></nav>
+{{ resources.course_nav }}
 {%- endblock body_header -%}
+{%- block body_footer -%}
+{{ resources.course_nav }}
+{{ super() }}
+{%- endblock body_footer -%}
 """ + _SOLUTION_BLOCK
 
 SLIDES_TEMPLATE = r"""{%- extends 'index.html.j2' -%}
@@ -171,6 +187,8 @@ SLIDES_TEMPLATE = r"""{%- extends 'index.html.j2' -%}
 /* reveal.js's white theme (the one whose fonts ship with it) shouts its headings */
 .reveal .slides :is(h1, h2, h3, h4) { text-transform: none; }
 .reveal .jp-Mermaid img { max-height: 600px; }
+.reveal p.slide-continued { color: #777; font-size: 18px; margin: 0; }
+.reveal .celltag_slide-small .jp-InputArea pre { font-size: 15px; line-height: 18px; }
 </style>
 {%- endblock html_head_css -%}
 {% block footer_js %}
@@ -213,8 +231,9 @@ def summary_of(notebook: nbformat.NotebookNode) -> str:
         return ""
     paragraphs = [p.strip() for p in cell.source.split("\n\n")]
     text = next((p for p in paragraphs[1:] if p and not p.startswith("#")), "")
-    text = re.sub(r"\[([^\]]+)\]\([^)]*\)", r"\1", text)  # links → their text
-    return re.sub(r"[*_`]", "", " ".join(text.split()))
+    # rendered, then stripped of its tags: emphasis goes, `copy_records_to_table` keeps its _
+    rendered = re.sub(r"<[^>]+>", "", str(mistune.html(text)))
+    return " ".join(html.unescape(rendered).split())
 
 
 _NOTEBOOK_LINK = re.compile(r"\]\((\d\d_\w+)\.ipynb(#[^)\s]*)?\)")
@@ -245,6 +264,23 @@ def _exporter(kind: str):  # noqa: ANN202 - an nbconvert exporter
                           reveal_width=str(width), reveal_height=str(height))
 
 
+def _nav(previous: tuple[str, str] | None, following: tuple[str, str] | None) -> str:
+    """Previous · Contents · Next, as links (a page without a previous or next omits it)."""
+    links = []
+    if previous:
+        links.append(f'<a rel="prev" href="{html.escape(previous[0])}">← Previous: {html.escape(previous[1])}</a>')
+    links.append('<a rel="contents" href="index.html">Contents</a>')
+    if following:
+        links.append(f'<a rel="next" href="{html.escape(following[0])}">Next: {html.escape(following[1])} →</a>')
+    separator = '<span class="course-nav-sep">·</span>'
+    return f'<nav class="course-nav" aria-label="Course pages">{separator.join(links)}</nav>'
+
+
+def _for_slides(notebook: nbformat.NotebookNode, stem: str) -> nbformat.NotebookNode:
+    """The page copy laid out as slides, with the notebook's speaker notes."""
+    return slide_layout.lay_out(_for_pages(notebook, stem), slide_layout.read_notes(NOTES_DIR / f"{stem}.md"))
+
+
 def _build(kind: str, out: Path, notebooks: list[Path] | None, vendor: Vendor) -> list[Path]:
     notebooks = course_notebooks() if notebooks is None else notebooks
     if out.exists():
@@ -253,15 +289,19 @@ def _build(kind: str, out: Path, notebooks: list[Path] | None, vendor: Vendor) -
     _install_static(out, vendor)
     exporter = _exporter(kind)
     resources = {"course_mermaid": "_static/mermaid/mermaid.min.js" if vendor.mermaid else ""}
-    pages, entries = [], []
-    for path in notebooks:
-        notebook = nbformat.read(path, as_version=4)
-        body, _ = exporter.from_notebook_node(_for_pages(notebook, path.stem),
-                                              resources={**resources, "metadata": {"name": path.stem}})
-        page = out / f"{path.stem}.html"
+    sources = [nbformat.read(path, as_version=4) for path in notebooks]
+    entries = [(f"{path.stem}.html", title_of(notebook, path.stem), summary_of(notebook))
+               for path, notebook in zip(notebooks, sources)]
+    pages = []
+    for number, (path, notebook) in enumerate(zip(notebooks, sources)):
+        previous = entries[number - 1][:2] if number > 0 else None
+        following = entries[number + 1][:2] if number + 1 < len(entries) else None
+        copy = _for_slides(notebook, path.stem) if kind == "slides" else _for_pages(notebook, path.stem)
+        body, _ = exporter.from_notebook_node(copy, resources={
+            **resources, "metadata": {"name": path.stem}, "course_nav": _nav(previous, following)})
+        page = out / entries[number][0]
         page.write_text(body, encoding="utf-8")
         pages.append(page)
-        entries.append((page.name, title_of(notebook, path.stem), summary_of(notebook)))
     (out / "index.html").write_text(_index(kind, entries), encoding="utf-8")
     return pages
 
@@ -277,7 +317,7 @@ def build_html(out: Path = BUILD / "html", notebooks: list[Path] | None = None) 
 
 
 def build_slides(out: Path = BUILD / "slides", notebooks: list[Path] | None = None) -> list[Path]:
-    """A reveal.js deck per notebook (from its cells' slide metadata), and index.html; return the decks."""
+    """A reveal.js deck per notebook (laid out by helpers.slide_layout), and index.html; return the decks."""
     return _build("slides", out, notebooks, fetch_vendor())
 
 
@@ -315,8 +355,9 @@ def _index(kind: str, entries: list[tuple[str, str, str]]) -> str:
                 "To run the code, open the notebooks in JupyterLab (make lab).")
     else:
         title = "Asynchronous PostgreSQL with asyncpg: slides"
-        note = ("One deck per notebook. Keys: → and ← (or Space) to move, ↓ for the steps of a section, "
-                "Esc for an overview, F for full screen, S for the speaker view.")
+        note = ("One deck per notebook, a slide per section. Keys: Space for the next slide, → and ← from "
+                "section to section, ↓ and ↑ within one (sub-sections, and what did not fit: \"continued\"), "
+                "Esc for an overview, F for full screen, S for the speaker view with notes for each section.")
     return _INDEX.format(title=html.escape(title), note=html.escape(note), items=items)
 
 

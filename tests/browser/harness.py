@@ -1,0 +1,185 @@
+"""The browser tests' harness: Chromium (Debian's, driven by Playwright) and a private JupyterLab.
+
+One `jupyter lab` (from .venv/bin) serves a temporary copy of notebooks/ on 127.0.0.1 with a
+token, fresh settings and workspace directories, and a database prefix of its own
+(`<prefix>_browser`), so its kernels never drop a database that nbval or a learner is using.
+Nothing is ever saved: autosave is off and the server only sees the copy.  The server (and
+its kernels) is stopped through its shutdown API; its log goes to
+artifacts/browser/jupyter-lab.log.
+
+The fixtures (tests/browser/conftest.py) skip every test that needs Chromium, with the
+reason, when it is missing.  Settings: COURSE_CHROMIUM (default /usr/bin/chromium),
+COURSE_BROWSER_TIMEOUT (seconds one notebook's Run All may take, default 300),
+COURSE_BROWSER_NOTEBOOKS (another folder of notebooks, for developing these tests).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from helpers import config, connect, course_databases, server_dsn
+from helpers.databases import quote_ident, template_name
+
+ROOT = Path(__file__).resolve().parents[2]
+NOTEBOOK_DIR = Path(os.environ.get("COURSE_BROWSER_NOTEBOOKS") or ROOT / "notebooks").resolve()
+NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
+ARTIFACTS = ROOT / "artifacts" / "browser"
+CHROMIUM = Path(os.environ.get("COURSE_CHROMIUM") or "/usr/bin/chromium")
+RUN_TIMEOUT = float(os.environ.get("COURSE_BROWSER_TIMEOUT") or 300)
+CHROMIUM_ARGS = [
+    "--no-sandbox",  # root in a container has no user namespaces for the sandbox
+    "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+]
+VIEWPORT = {"width": 1400, "height": 900}
+MAX_SCREENSHOT_HEIGHT = 30_000
+
+#: JupyterLab settings of a fresh user: no news or update checks, no autosave, every cell
+#: rendered (no windowing), so the checks and screenshots see the whole notebook.
+LAB_SETTINGS = {
+    "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {"fetchNews": "false", "checkForUpdates": False},
+    "@jupyterlab/docmanager-extension/plugin.jupyterlab-settings": {"autosave": False},
+    "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
+}
+
+# --- JupyterLab server ---------------------------------------------------------------------
+
+@dataclass
+class Lab:
+    url: str  # ends with "/"
+    token: str
+    root: Path  # the copy of the notebooks the server serves
+    process: subprocess.Popen[bytes]
+
+    def api(self, method: str, path: str, timeout: float = 10) -> object:
+        request = urllib.request.Request(self.url + path, method=method,
+                                         headers={"Authorization": f"token {self.token}"})
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            body = response.read()
+        return json.loads(body) if body else None
+
+    def close_sessions(self, name: str) -> None:
+        """Shut down the kernel of notebook `name` (its session), as closing it in JupyterLab would."""
+        for session in self.api("GET", "api/sessions"):  # type: ignore[union-attr]
+            if session["path"] == name:
+                self.api("DELETE", f"api/sessions/{session['id']}")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def browser_db_prefix() -> str:
+    """The course's prefix plus `_browser` (at most 30 characters, like every prefix)."""
+    return config.db_prefix()[:21] + "_browser"
+
+
+@contextmanager
+def running_lab(base: Path) -> Iterator[Lab]:
+    """`jupyter lab` on a copy of the notebooks under `base`, stopped through its API at the end,
+    and the databases its kernels made dropped."""
+    root = base / "notebooks"
+    shutil.copytree(NOTEBOOK_DIR, root, ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
+    settings = base / "settings"
+    for name, values in LAB_SETTINGS.items():
+        (settings / name).parent.mkdir(parents=True, exist_ok=True)
+        (settings / name).write_text(json.dumps(values))
+    for name in ("workspaces", "config", "data", "runtime", "ipython"):
+        (base / name).mkdir()
+    env = {
+        **os.environ,
+        "JUPYTERLAB_SETTINGS_DIR": str(settings),
+        "JUPYTERLAB_WORKSPACES_DIR": str(base / "workspaces"),
+        "JUPYTER_CONFIG_DIR": str(base / "config"),
+        "JUPYTER_DATA_DIR": str(base / "data"),  # notebook signatures land here, not in ~/.local
+        "JUPYTER_RUNTIME_DIR": str(base / "runtime"),
+        "IPYTHONDIR": str(base / "ipython"),
+        "COURSE_DB_PREFIX": browser_db_prefix(),
+    }
+    token, port = secrets.token_hex(16), free_port()
+    command = [
+        str(ROOT / ".venv" / "bin" / "jupyter"), "lab", "--no-browser",
+        "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
+        f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
+        "--ServerApp.terminals_enabled=False",
+        "--LabApp.expose_app_in_browser=True",  # window.jupyterapp: the notebook model, as the page has it
+        # a safety net should this process die without stopping the server
+        "--MappingKernelManager.cull_idle_timeout=900", "--ServerApp.shutdown_no_activity_timeout=900",
+    ]
+    if os.geteuid() == 0:
+        command.append("--allow-root")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    log = (ARTIFACTS / "jupyter-lab.log").open("wb")
+    process = subprocess.Popen(command, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT,
+                               stdin=subprocess.DEVNULL, start_new_session=True)
+    server = Lab(f"http://127.0.0.1:{port}/", token, root, process)
+    try:
+        _wait_until_serving(server)
+        yield server
+    finally:
+        _stop(server)
+        log.close()
+        asyncio.run(_drop_notebook_databases(env["COURSE_DB_PREFIX"]))
+
+
+async def _drop_notebook_databases(prefix: str) -> None:
+    """Drop the databases the kernels made under the browser prefix; keep its template for the next run."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("COURSE_DB_PREFIX", prefix)
+        names = [n for n in await course_databases() if n != template_name()]
+        admin = await connect(server_dsn())
+        try:
+            for name in names:
+                await admin.execute(f"DROP DATABASE IF EXISTS {quote_ident(name)} WITH (FORCE)")
+        finally:
+            await admin.close()
+
+
+def _wait_until_serving(lab: Lab, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if lab.process.poll() is not None:
+            raise RuntimeError(f"jupyter lab exited with {lab.process.returncode}; see {ARTIFACTS / 'jupyter-lab.log'}")
+        try:
+            lab.api("GET", "api/status", timeout=2)
+            return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            time.sleep(0.3)
+    raise RuntimeError(f"jupyter lab did not answer within {timeout:.0f} s; see {ARTIFACTS / 'jupyter-lab.log'}")
+
+
+def _stop(lab: Lab) -> None:
+    """POST /api/shutdown stops the server and every kernel it started; signals only if it does not."""
+    if lab.process.poll() is None:
+        try:
+            lab.api("POST", "api/shutdown")
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+    try:
+        lab.process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(lab.process.pid, signal.SIGTERM)  # the server's own process group: it and its kernels
+        try:
+            lab.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(lab.process.pid, signal.SIGKILL)
+            lab.process.wait()
+
