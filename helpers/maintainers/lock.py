@@ -6,7 +6,8 @@ ranges in a throw-away virtualenv, freezes it, and writes the pins back with the
 comments, so the reason for each direct pin lives in one place and the lock is never edited
 by hand.
 
-    python -m helpers.maintainers.lock            # what `make lock` runs
+    python -m helpers.maintainers.lock            # what `make lock` runs: resolve anew
+    python -m helpers.maintainers.lock --current  # rewrite from .venv as installed (no upgrades)
 """
 
 from __future__ import annotations
@@ -65,14 +66,16 @@ def render_constraints(direct: list[Direct], pins: dict[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def update_environment(text: str, pins: dict[str, str]) -> str:
-    """The same exact versions in environment.yml (conda `name=ver`, pip `name==ver`)."""
+def update_environment(text: str, pins: dict[str, str], direct: list[Direct]) -> str:
+    """The same exact versions and reasons in environment.yml (conda `name=ver`, pip `name==ver`)."""
+    reasons = {d.name: d.why for d in direct}
 
     def repin(match: re.Match[str]) -> str:
         name = normalise(match["name"])
-        return f"{match['lead']}{match['name']}{match['op']}{pins.get(name, match['version'])}"
+        line = f"{match['lead']}{match['name']}{match['op']}{pins.get(name, match['version'])}"
+        return f"{line}  # {reasons[name]}" if name in reasons else line
 
-    return re.sub(r"(?P<lead>^\s*- )(?P<name>[A-Za-z0-9_.\-]+)(?P<op>==?)(?P<version>[^\s#]+)",
+    return re.sub(r"(?P<lead>^\s*- )(?P<name>[A-Za-z0-9_.\-]+)(?P<op>==?)(?P<version>[^\s#]+)[^\n]*",
                   repin, text, flags=re.M)
 
 
@@ -86,17 +89,18 @@ def resolve() -> dict[str, str]:
         return freeze(python)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
     pyproject = (REPO_ROOT / "pyproject.toml").read_text()
     direct = direct_dependencies(pyproject)
-    pins = resolve()
+    pins = freeze(REPO_ROOT / ".venv" / "bin" / "python") if "--current" in args else resolve()
     missing = [d.name for d in direct if d.name not in pins]
     if missing:
         print(f"error: resolved no version for {', '.join(missing)}", file=sys.stderr)
         return 1
     (REPO_ROOT / "constraints.txt").write_text(render_constraints(direct, pins))
     environment = REPO_ROOT / "environment.yml"
-    environment.write_text(update_environment(environment.read_text(), pins))
+    environment.write_text(update_environment(environment.read_text(), pins, direct))
     print(f"constraints.txt: {len(direct)} direct and {len(pins) - len(direct)} other pins")
     return 0
 
