@@ -23,7 +23,7 @@ from nbclient import NotebookClient
 from helpers import drop_course_databases
 
 ROOT = Path(__file__).resolve().parent.parent
-NOTEBOOKS = {p.stem: p for p in sorted((ROOT / "notebooks").glob("0[1-9]_*.ipynb"))}
+NOTEBOOKS = {p.stem: p for p in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))}
 NOT_ANSWERED = "not answered yet"
 
 
@@ -175,6 +175,18 @@ WRONG: dict[str, dict[int, Wrong]] = {
                  "            yield batch\n"
                  "            if not batch:\n"
                  "                return", "not [300, 300, 300, 100, 0]"),
+    },
+    "10_performance_lab": {
+        1: Wrong('fetch_sides = lab["workloads"]["concurrent_queries"]["methods"]["fetch"]["sides"]\n'
+                 'speedup = fetch_sides["asyncpg_sequential"]["qps"] / fetch_sides["asyncpg_pool"]["qps"]\n'
+                 'share_of_ceiling = fetch_sides["asyncpg_pool"]["qps"] / fetch_sides["pgbench_pool"]["qps"]',
+                 "speedup is the pool's q/s divided by the sequential q/s"),
+        2: Wrong("async def product_rows(pool, n, concurrently):\n"
+                 "    start = time.perf_counter()\n"
+                 "    rows = [await pool.fetchrow(PRODUCT_QUERY, 100) for _ in range(n)]\n"
+                 "    return rows, time.perf_counter() - start", "but only 1 connection was in use at a time"),
+        3: Wrong('plan = "\\n".join(row["QUERY PLAN"] for row in await conn.fetch("EXPLAIN " + PRODUCT_QUERY, 100))',
+                 "there is no index named sku_product_id_idx yet"),
     },
 }
 

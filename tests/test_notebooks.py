@@ -62,8 +62,7 @@ def _exercise_anatomy(cells: list[dict]) -> None:
 def test_anatomy(path: Path) -> None:
     cells = _cells(path)
     nb = json.loads(path.read_text())
-    if path.name < "10":  # notebook 10 is not yet on the course's kernel
-        assert nb["metadata"]["kernelspec"]["name"] == "asyncpg-course", "the course's named kernel"
+    assert nb["metadata"]["kernelspec"]["name"] == "asyncpg-course", "the course's named kernel"
     md = [_source(c) for c in cells if c["cell_type"] == "markdown"]
     code = [c for c in cells if c["cell_type"] == "code"]
     text = "\n".join(md)
@@ -74,18 +73,14 @@ def test_anatomy(path: Path) -> None:
     assert f'notebook_database("{path.stem}"' in _source(code[0]), "first code cell: the setup"
     raising = [c for c in code if RAISES_TAG in c["metadata"].get("tags", [])]
     assert raising, "a real error in Common mistakes"
-    if path.name < "10":
-        assert "except ImportError" in _source(code[0]), "the setup says what to do on a Python without the packages"
-        for cell in code:  # the tag alone tells nbval and JupyterLab's Run All that the error is on purpose
-            assert "NBVAL_RAISES_EXCEPTION" not in _source(cell), _source(cell)[:80]
-        _exercise_anatomy(cells)
+    assert "except ImportError" in _source(code[0]), "the setup says what to do on a Python without the packages"
+    for cell in code:  # the tag alone tells nbval and JupyterLab's Run All that the error is on purpose
+        assert "NBVAL_RAISES_EXCEPTION" not in _source(cell), _source(cell)[:80]
+    _exercise_anatomy(cells)
     assert len(re.findall(r"^### Exercise \d", text, re.M)) >= 2
-    if path.name < "10":
-        assert re.fullmatch(NAVIGATION, md[-1]), f"last cell: Previous · Contents · Next, not {md[-1]!r}"
-        for target in re.findall(r"\]\(([^)]+)\)", md[-1]):
-            assert (path.parent / target).is_file(), f"the link {target} resolves in JupyterLab (root notebooks/)"
-    else:
-        assert re.search(r"\*\*Next:\*\* \[.+\]\((\d\d_\w+\.ipynb|\.\./README\.md)\)", md[-1]), "last cell: the next link"
+    assert re.fullmatch(NAVIGATION, md[-1]), f"last cell: Previous · Contents · Next, not {md[-1]!r}"
+    for target in re.findall(r"\]\(([^)]+)\)", md[-1]):
+        assert (path.parent / target).is_file(), f"the link {target} resolves in JupyterLab (root notebooks/)"
     for cell in cells:
         assert "slideshow" in cell["metadata"], "slide metadata on every cell"
 
@@ -141,7 +136,7 @@ def test_notebooks_pass_in_parallel() -> None:
 
 def test_the_notebooks_ask_for_the_kernel_make_setup_registers() -> None:
     makefile = (ROOT / "Makefile").read_text()
-    for path in NOTEBOOKS[:9]:
+    for path in NOTEBOOKS:
         spec = json.loads(path.read_text())["metadata"]["kernelspec"]
         assert f"--name {spec['name']} --display-name \"{spec['display_name']}\"" in makefile, path.name
 
