@@ -9,11 +9,13 @@ NOTEBOOKS ?=
 # The Jupyter kernel the notebooks ask for, installed inside the venv (so `jupyter lab` from the venv sees it).
 KERNEL := $(VENV)/share/jupyter/kernels/asyncpg-course/kernel.json
 
-.PHONY: help setup db lab test execute bench html slides clean
+.PHONY: help setup db lab test lint lock execute bench html slides clean
 
 help:
 	@echo "make lab      set up and open JupyterLab on the course"
 	@echo "make test     set up and run every test (helpers, notebooks under nbval, benchmark, browser)"
+	@echo "make lint     ruff and mypy (make test runs them first)"
+	@echo "make lock     regenerate the pins in constraints.txt from pyproject.toml"
 	@echo "make execute  re-execute the notebooks in place (refreshes their stored outputs)"
 	@echo "make bench    the full performance lab (python -m helpers bench)"
 	@echo "make html     the executed notebooks as static HTML in build/html (offline)"
@@ -23,7 +25,7 @@ help:
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed; set PYTHON=python3.x")'
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[lab,test,bench]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[lab,test,bench,dev]'
 	touch $(STAMP)
 
 setup: $(STAMP) $(KERNEL) db
@@ -46,8 +48,17 @@ $(LAB_OVERRIDES): $(STAMP)
 lab: setup $(LAB_OVERRIDES)
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(ROOT_FLAG)
 
-test: setup
-	$(PY) -m pytest
+# Two xdist workers, a file per worker at a time, longest first (tests/scheduling.py).
+test: setup lint
+	$(PY) -m pytest -n 2 --dist loadfile --durations=20
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m mypy
+
+# Regenerate constraints.txt (and environment.yml's versions) from pyproject.toml's ranges.
+lock: $(STAMP)
+	$(PY) -m helpers.maintainers.lock
 
 execute: setup
 	$(PY) -m helpers notebooks execute $(NOTEBOOKS)

@@ -12,6 +12,7 @@ import pytest
 
 from helpers import template_fingerprint
 from helpers.databases import ensure_template
+from tests.scheduling import pytest_collection_modifyitems  # noqa: F401  (a hook: `make test` groups by notebook)
 
 _BEFORE: dict[str, tuple[int, str]] = {}
 

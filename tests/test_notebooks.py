@@ -1,7 +1,7 @@
 """The notebooks as documents: anatomy, and proof that the regression check bites.
 
-nbval itself (strict) runs over notebooks/ as part of the same pytest session; the slow
-tests here run it again in reverse order and in parallel, in child pytest processes.
+nbval itself (strict) runs over notebooks/ as part of the same pytest session, in reverse
+course order and two notebooks at a time (see tests/scheduling.py).
 """
 
 from __future__ import annotations
@@ -122,34 +122,11 @@ def test_nbval_catches_a_changed_output(tmp_path: Path) -> None:
     assert original.returncode == 0, original.stdout[-3000:]
 
 
-@pytest.mark.slow
-def test_notebooks_pass_in_reverse_order() -> None:
-    result = _nbval(*[str(p) for p in reversed(NOTEBOOKS)])
-    assert result.returncode == 0, result.stdout[-5000:]
-
-
-@pytest.mark.slow
-def test_notebooks_pass_in_parallel() -> None:
-    result = _nbval("-n", "2", "--dist", "loadfile", *[str(p) for p in NOTEBOOKS])
-    assert result.returncode == 0, result.stdout[-5000:]
-
-
-def test_the_notebooks_ask_for_the_kernel_make_setup_registers() -> None:
-    makefile = (ROOT / "Makefile").read_text()
-    for path in NOTEBOOKS:
-        spec = json.loads(path.read_text())["metadata"]["kernelspec"]
-        assert f"--name {spec['name']} --display-name \"{spec['display_name']}\"" in makefile, path.name
-
-
-def test_setup_on_a_python_without_the_packages_says_what_to_do() -> None:
-    """As if JupyterLab had started the notebook on a Python without asyncpg: a short message, no ModuleNotFoundError."""
-    import nbformat
-    from nbclient import NotebookClient
-
-    setup = next(c for c in nbformat.read(NOTEBOOKS[0], as_version=4).cells if c.cell_type == "code")
-    hide = nbformat.v4.new_code_cell("import sys\nsys.modules['asyncpg'] = None  # import asyncpg now fails")
-    notebook = nbformat.v4.new_notebook(cells=[hide, setup])
-    NotebookClient(notebook, timeout=60, kernel_name="python3", allow_errors=True).execute()
-    error = next(o for o in notebook.cells[1].outputs if o.output_type == "error")
-    assert error.ename == "RuntimeError" and "make lab" in error.evalue and "asyncpg course (.venv)" in error.evalue
-    assert len(error.traceback) < 12, error.traceback
+def test_make_test_runs_notebooks_in_reverse_two_at_a_time() -> None:
+    """The one nbval run of `make test` proves order-independence and isolation: the notebooks are
+    queued last to first (tests/scheduling.py) and two xdist workers run two of them at once."""
+    assert "-n 2 --dist loadfile" in (ROOT / "Makefile").read_text()
+    listed = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
+                             *[str(p) for p in NOTEBOOKS[:3]]], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    files = [line.split("::")[0] for line in listed.stdout.splitlines() if "::" in line]
+    assert list(dict.fromkeys(files)) == [f"notebooks/{p.name}" for p in reversed(NOTEBOOKS[:3])], listed.stdout[-2000:]
