@@ -12,7 +12,6 @@ another server).  Tests also start one on a loopback port with a password.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
 import subprocess
@@ -25,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
+import fasteners
 import psutil
 
 from .errors import ServerError
@@ -73,13 +73,11 @@ class EmbeddedServer:
         """Start the server unless it runs already; return the DSN of its `postgres` database."""
         with self._locked():
             self._init_if_needed()
-            running = self._running()
-            if running is None:
+            already = self._running()
+            if already is None:
                 self._clean_stale()
                 self._pg_ctl_start()
-                running = self._wait_ready()
-            else:
-                running = self._wait_ready(already=running)
+            self._wait_ready(already=already)
         return self.dsn()
 
     def stop(self) -> bool:
@@ -122,24 +120,17 @@ class EmbeddedServer:
         """A file lock beside the data directory: two kernels starting at once get one server."""
         lock_path = self.pgdata.with_name(self.pgdata.name + ".lock")
         lock_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(lock_path, "a") as handle:
-            deadline = time.monotonic() + LOCK_TIMEOUT
-            while True:
-                try:
-                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() > deadline:
-                        raise ServerError(
-                            f"Another process has held the lock {lock_path} for {LOCK_TIMEOUT} s "
-                            "while starting or stopping the embedded server.",
-                            "wait for it to finish, or stop it; if nothing is running, delete the lock file.",
-                        ) from None
-                    time.sleep(0.1)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        lock = fasteners.InterProcessLock(str(lock_path))
+        if not lock.acquire(timeout=LOCK_TIMEOUT):
+            raise ServerError(
+                f"Another process has held the lock {lock_path} for {LOCK_TIMEOUT} s "
+                "while starting or stopping the embedded server.",
+                "wait for it to finish, or stop it; if nothing is running, delete the lock file.",
+            )
+        try:
+            yield
+        finally:
+            lock.release()
 
     def _init_if_needed(self) -> None:
         if (self.pgdata / "PG_VERSION").exists():
@@ -200,6 +191,10 @@ class EmbeddedServer:
                 proc.kill()
         for name in ("postmaster.pid", ".handle_pids.json"):
             (self.pgdata / name).unlink(missing_ok=True)
+        # The socket's lock file names the dead postmaster too; while that pid lingers as a
+        # zombie (a container whose init reaps slowly), PostgreSQL would refuse to start.
+        for lock in self.socket_dir().glob(".s.PGSQL.*.lock"):
+            lock.unlink(missing_ok=True)
 
     def _pg_ctl_start(self) -> None:
         socket_dir = self.socket_dir()
@@ -281,10 +276,16 @@ class EmbeddedServer:
 
 
 def _is_postgres(pid: int, pgdata: Path) -> bool:
-    """True when pid is alive and is a postgres process (a pid after a crash may be reused by anything)."""
+    """True when pid is a live postgres serving `pgdata`.
+
+    After a crash the pid in postmaster.pid may have been reused by anything, another
+    cluster's postmaster included; a postmaster runs in its data directory, so its working
+    directory tells whose it is.
+    """
     try:
         proc = psutil.Process(pid)
-        return proc.name() == "postgres" and proc.status() != psutil.STATUS_ZOMBIE
+        return (proc.name() == "postgres" and proc.status() != psutil.STATUS_ZOMBIE
+                and _cwd(proc) == pgdata.resolve())
     except psutil.Error:
         return False
 
