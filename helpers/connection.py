@@ -82,6 +82,11 @@ async def connect(dsn: str, **kwargs: object) -> asyncpg.Connection:
                           "fix DATABASE_URL (postgresql://USER:PASSWORD@HOST:PORT/DATABASE).") from None
 
 
+#: What asyncpg raises when the server goes away in the middle of a statement (kill -9, OOM, a stop).
+CONNECTION_LOST = (asyncpg.ConnectionDoesNotExistError, asyncpg.AdminShutdownError, asyncpg.CrashShutdownError,
+                   asyncpg.CannotConnectNowError, asyncpg.InterfaceError, ConnectionError)
+
+
 @asynccontextmanager
 async def connected(dsn: str, **kwargs: object) -> AsyncIterator[asyncpg.Connection]:
     """`async with connected(dsn) as conn:` — connect (with the clear errors above), always close."""
@@ -89,7 +94,43 @@ async def connected(dsn: str, **kwargs: object) -> AsyncIterator[asyncpg.Connect
     try:
         yield conn
     finally:
-        await conn.close()
+        await _close(conn)
+
+
+@asynccontextmanager
+async def lost_connection_explained(target: Target, doing: str) -> AsyncIterator[None]:
+    """Turn "the server went away while `doing`" into one paragraph: what happened, what to do."""
+    try:
+        yield
+    except Exception as error:
+        cause = _lost(error)
+        if cause is None:
+            raise
+        target.forget_running()
+        raise ServerError(
+            f"The connection to {target.label()} was lost while {doing} ({type(cause).__name__}: {cause}); "
+            "the server stopped or crashed. Nothing is lost: databases are only swapped in when complete, "
+            "and a half-built copy is dropped on the next try.",
+            "run the cell (or command) again: " + ("the embedded server is restarted and recovers on its own."
+                                                   if target.embedded else "once that server is back up."),
+        ) from None
+
+
+def _lost(error: BaseException | None) -> BaseException | None:
+    """The connection-lost error behind `error`, if any (asyncpg may raise another one on top of it)."""
+    seen = 0
+    while error is not None and seen < 10:
+        if isinstance(error, CONNECTION_LOST):
+            return error
+        error, seen = error.__cause__ or error.__context__, seen + 1
+    return None
+
+
+async def _close(conn: asyncpg.Connection) -> None:
+    try:
+        await conn.close(timeout=2)
+    except (*CONNECTION_LOST, OSError, asyncio.TimeoutError):
+        conn.terminate()
 
 
 @asynccontextmanager
@@ -111,7 +152,7 @@ async def admin(target: Target | None = None) -> AsyncIterator[asyncpg.Connectio
     try:
         yield conn
     finally:
-        await conn.close()
+        await _close(conn)
 
 
 LEARNER_ROLE = "course_learner"

@@ -31,7 +31,7 @@ from pathlib import Path
 import asyncpg
 
 from . import names, schema, seed
-from .connection import admin, connected
+from .connection import CONNECTION_LOST, admin, connected, lost_connection_explained
 from .target import Target, resolve
 
 _TEMPLATE_SOURCES = [Path(schema.__file__), Path(seed.__file__), seed.WORDS_FILE, Path(__file__)]
@@ -85,7 +85,7 @@ async def notebook_database(notebook: str, *, seeded: bool = True, target: Targe
     """
     target = target or resolve()
     name = target.database(notebook)
-    async with admin(target) as conn:
+    async with lost_connection_explained(target, f"making {name}"), admin(target) as conn:
         if not seeded:
             await _recreate(conn, name, "template0")
             return target.dsn(name)
@@ -107,7 +107,8 @@ async def ensure_template(*, progress: bool = False, force: bool = False, verify
     anything differs from what was recorded at build time.
     """
     target = target or resolve()
-    async with admin(target) as conn, _template_lock(conn, target):
+    async with (lost_connection_explained(target, f"building {target.template()}"), admin(target) as conn,
+                _template_lock(conn, target)):
         recorded = await _ensure_template(conn, target, progress=progress, force=force)
         if verify:
             state, rows = await _read_template(conn, target)
@@ -216,8 +217,11 @@ class _template_lock:
         await self.conn.execute("SELECT pg_advisory_lock(hashtext($1))", self.key)
 
     async def __aexit__(self, *exc: object) -> None:
-        if not self.conn.is_closed():
+        try:
             await self.conn.execute("SELECT pg_advisory_unlock(hashtext($1))", self.key)
+        except CONNECTION_LOST:
+            if exc[0] is None:
+                raise  # else the error that lost the connection is the one to report; the lock went with it
 
 
 async def _ensure_template(conn: asyncpg.Connection, target: Target, *, progress: bool = False,
