@@ -43,7 +43,7 @@ def prefix_and_source() -> tuple[str, str]:
     An explicit COURSE_DB_PREFIX is taken as written (a bad one is an error: the learner chose
     it); a JupyterHub or OS user name is mapped to a valid prefix, never an error.
     """
-    explicit = os.environ.get(PREFIX_VAR)
+    explicit = os.environ.get(PREFIX_VAR) or None  # set but empty counts as unset, as for DATABASE_URL
     if explicit is not None:
         return names.check_prefix(explicit), f"{PREFIX_VAR}"
     hub_user = os.environ.get(JUPYTERHUB_USER_VAR)
