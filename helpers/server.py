@@ -62,11 +62,17 @@ class Running:
 class EmbeddedServer:
     """One data directory, one server; every method is safe to call from several processes."""
 
-    def __init__(self, pgdata: Path, *, port: int | None = None, password: str | None = None):
+    def __init__(self, pgdata: Path, *, port: int | None = None, password: str | None = None,
+                 bin_dir: Path | None = None):
+        """bin_dir: another installation's binaries (the tests run a second major version this way)."""
         self.pgdata = Path(pgdata).resolve()
         self.port = port
         self.password = password
         self.user = "postgres"
+        self.bin_dir = bin_dir
+
+    def _binary(self, name: str) -> str:
+        return str(self.bin_dir / name) if self.bin_dir else binary(name)
 
     # -- public -------------------------------------------------------------------------
     def start(self) -> str:
@@ -87,7 +93,7 @@ class EmbeddedServer:
                 self._clean_stale()
                 return False
             try:
-                self._run([binary("pg_ctl"), "stop", "-D", str(self.pgdata), "-m", "fast", "-w", "-t", "30"])
+                self._run([self._binary("pg_ctl"), "stop", "-D", str(self.pgdata), "-m", "fast", "-w", "-t", "30"])
             except ServerError:
                 if self._running() is not None:
                     raise
@@ -142,7 +148,7 @@ class EmbeddedServer:
             )
         self.pgdata.mkdir(parents=True, exist_ok=True)
         self._grant_system_user()
-        args = [binary("initdb"), "-D", str(self.pgdata), "-U", self.user, "--encoding=UTF8", "--no-locale",
+        args = [self._binary("initdb"), "-D", str(self.pgdata), "-U", self.user, "--encoding=UTF8", "--no-locale",
                 "--auth-local=trust", "--no-instructions"]
         with tempfile.TemporaryDirectory() as tmp:
             if self.password:
@@ -205,7 +211,7 @@ class EmbeddedServer:
         options = f"-c listen_addresses={listen} -p {port} -k {socket_dir}"
         log = self.log_file()
         try:
-            self._run([binary("pg_ctl"), "start", "-D", str(self.pgdata), "-l", str(log), "-o", options,
+            self._run([self._binary("pg_ctl"), "start", "-D", str(self.pgdata), "-l", str(log), "-o", options,
                        "-w", "-t", str(START_TIMEOUT)])
         except ServerError as error:
             raise ServerError(
@@ -233,7 +239,7 @@ class EmbeddedServer:
     def _accepts_connections(self, running: Running) -> bool:
         host = str(running.socket_dir) if running.socket_dir else "127.0.0.1"
         try:
-            result = subprocess.run([binary("pg_isready"), "-q", "-h", host, "-p", str(running.port), "-t", "2"],
+            result = subprocess.run([self._binary("pg_isready"), "-q", "-h", host, "-p", str(running.port), "-t", "2"],
                                     timeout=5, capture_output=True)
         except subprocess.TimeoutExpired:
             return False
@@ -255,7 +261,7 @@ class EmbeddedServer:
         target = path or self.pgdata
         os.chown(target, entry.pw_uid, entry.pw_gid)
         target.chmod(0o700)
-        for folder in [*target.parents, *bin_dir().parents]:
+        for folder in [*target.parents, *(self.bin_dir or bin_dir()).parents]:
             folder.chmod(folder.stat().st_mode | 0o001)  # traverse only: o+x
 
     def _run(self, args: list[str]) -> str:
