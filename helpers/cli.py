@@ -125,17 +125,20 @@ def status(_: argparse.Namespace) -> int:
         print("state:     not running (it starts on first use, or with `python -m helpers db start`)")
         return 1
     print(f"dsn:       {hide_password(target.dsn())}")
-    version, owned, (_, template) = asyncio.run(_status(target))
+    version, owned, (_, template), legacy = asyncio.run(_status(target))
     print(f"version:   {version}")
     print(f"template:  {template}")
     print(f"databases: {', '.join(owned) or '(none yet)'}")
+    if legacy:
+        print(f"older:     {', '.join(legacy)} (named before the `__` scheme; `db reset` drops them)")
     return 0
 
 
-async def _status(target: Target) -> tuple[str, list[str], tuple[str, str]]:
+async def _status(target: Target) -> tuple[str, list[str], tuple[str, str], list[str]]:
     async with admin(target) as conn:
         version = await conn.fetchval("SHOW server_version")
-    return version, await databases.course_databases(target), await databases.template_status(target)
+    return (version, await databases.course_databases(target), await databases.template_status(target),
+            await databases.legacy_databases(target))
 
 
 def url(_: argparse.Namespace) -> int:

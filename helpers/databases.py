@@ -20,17 +20,20 @@ TEMPLATE` copies it in well under a second.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import re
 import sys
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 
-from . import names, schema, seed
+from . import config, names, schema, seed
 from .connection import CONNECTION_LOST, admin, connected, lost_connection_explained
 from .target import Target, resolve
 
@@ -140,10 +143,25 @@ async def course_databases(target: Target | None = None) -> list[str]:
     return [row["datname"] for row in rows if names.owner(row["datname"]) == target.prefix]
 
 
-async def drop_course_databases(target: Target | None = None) -> list[str]:
-    """Drop every database of this prefix, the template too; return their names."""
+async def legacy_databases(target: Target | None = None) -> list[str]:
+    """This prefix's databases named the way the course did before `__` (`alice_04_connection_pools`).
+
+    Only exact names are matched (the template, the notebooks, the bench), never a pattern, so
+    `team` cannot match anything of `team_3`'s.
+    """
     target = target or resolve()
-    dropped = await course_databases(target)
+    stems = [path.stem for path in (config.REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")]
+    old = [f"{target.prefix}_{suffix}" for suffix in
+           ("eshop_template", "eshop_template_build", "bench", "bench_seed", *stems)]
+    async with admin(target) as conn:
+        rows = await conn.fetch("SELECT datname FROM pg_database WHERE datname = ANY($1::text[]) ORDER BY 1", old)
+    return [row["datname"] for row in rows]
+
+
+async def drop_course_databases(target: Target | None = None) -> list[str]:
+    """Drop every database of this prefix (older-named ones too), the template too; return their names."""
+    target = target or resolve()
+    dropped = await course_databases(target) + await legacy_databases(target)
     async with admin(target) as conn, _template_lock(conn, target):
         for name in dropped:
             await drop_database(conn, name)
@@ -239,12 +257,7 @@ async def _build(conn: asyncpg.Connection, target: Target, *, progress: bool) ->
     await drop_database(conn, scratch)
     await _ddl(conn, "CREATE DATABASE %I TEMPLATE template0", scratch)
     async with connected(target.dsn(scratch)) as build:
-        await schema.create_schema(build)
-        await seed.load_with_copy(build, seed.generate_dataset(), progress=progress)
-        await build.execute("ANALYZE")
-        await _log_sequences_exactly(build)
-        recorded = Recorded(template_version(), _digest(await quick_state(build)),
-                            _digest(await fingerprint(build, sequences=True)))
+        recorded = await _watched(build, _fill(build, progress=progress))
     await _checkpoint(conn)
     await drop_database(conn, name)
     await _ddl(conn, "ALTER DATABASE %I RENAME TO %I", scratch, name)
@@ -252,6 +265,37 @@ async def _build(conn: asyncpg.Connection, target: Target, *, progress: bool) ->
     # the comment comes last: a template without it is rebuilt, so a crash before here is harmless
     await _ddl(conn, "COMMENT ON DATABASE %I IS %L", name, recorded.comment())
     return recorded
+
+
+async def _fill(build: asyncpg.Connection, *, progress: bool) -> Recorded:
+    await schema.create_schema(build)
+    await seed.load_with_copy(build, seed.generate_dataset(), progress=progress)
+    await build.execute("ANALYZE")
+    await _log_sequences_exactly(build)
+    return Recorded(template_version(), _digest(await quick_state(build)),
+                    _digest(await fingerprint(build, sequences=True)))
+
+
+async def _watched(conn: asyncpg.Connection, work: Coroutine[Any, Any, Recorded]) -> Recorded:
+    """Run `work` on `conn`, and stop waiting when the connection dies.
+
+    asyncpg's COPY waits for the socket to drain; when the server is killed meanwhile, that
+    wait never ends (or asyncpg trips over its own state).  A termination listener cancels it.
+    """
+    task = asyncio.ensure_future(work)
+
+    def lost(_: object) -> None:
+        task.cancel()
+
+    conn.add_termination_listener(lost)
+    try:
+        return await task
+    except (asyncio.CancelledError, asyncpg.InternalClientError) as error:
+        if conn.is_closed():
+            raise asyncpg.ConnectionDoesNotExistError("the connection was lost during the build") from error
+        raise
+    finally:
+        conn.remove_termination_listener(lost)
 
 
 async def _log_sequences_exactly(conn: asyncpg.Connection) -> None:

@@ -186,3 +186,27 @@ def test_verify_finds_a_changed_row_the_quick_check_cannot(prefix: str, capsys: 
 
     assert asyncio.run(scenario()) != "changed"
     assert "rows differ" in capsys.readouterr().err
+
+
+def test_reset_drops_older_named_databases_by_exact_name_only(prefix: str) -> None:
+    """Databases named before the `__` scheme are dropped by exact name, never by pattern."""
+    from helpers.databases import drop_course_databases, legacy_databases
+
+    mine, not_mine = f"{prefix}_05_transactions", f"{prefix}_3_05_transactions"
+
+    async def scenario() -> tuple[list[str], list[str], bool]:
+        async with connected(server_dsn()) as admin:
+            for name in (mine, not_mine):
+                await admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            found = await legacy_databases()
+            dropped = await drop_course_databases()
+            async with connected(server_dsn()) as admin:
+                kept = await admin.fetchval("SELECT EXISTS (SELECT FROM pg_database WHERE datname = $1)", not_mine)
+        finally:
+            async with connected(server_dsn()) as admin:
+                await admin.execute(f'DROP DATABASE IF EXISTS "{not_mine}"')
+        return found, dropped, kept
+
+    found, dropped, kept = asyncio.run(scenario())
+    assert found == [mine] and mine in dropped and not_mine not in dropped and kept
