@@ -32,10 +32,10 @@ NOTEBOOKS = ["notebooks/01_connect.ipynb", "notebooks/02_schema.ipynb", "noteboo
 
 
 @pytest.fixture(scope="module")
-def other(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedServer]:
+def other() -> Iterator[EmbeddedServer]:
     if pg_other.other_bin_dir() is None:
         pytest.skip(pg_other.skip_reason())
-    with pg_other.other_server(tmp_path_factory.mktemp("other")) as server:
+    with pg_other.other_server() as server:
         yield server
 
 
