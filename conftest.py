@@ -1,7 +1,9 @@
 """Session-wide guard: no test and no notebook may change the seeded template.
 
 Runs around the whole pytest session (unit tests and nbval alike, which per-test fixtures
-cannot reach): the template's fingerprint before and after must be equal.
+cannot reach): the template is verified row by row first (a template that drifted, e.g.
+after a crash, is rebuilt with a one-line notice), and its fingerprint, sequences included,
+must be the same at the end.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ def _is_controller(config: pytest.Config) -> bool:
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     if _is_controller(session.config):
-        asyncio.run(ensure_template())
+        asyncio.run(ensure_template(verify=True))
         _BEFORE.update(asyncio.run(template_fingerprint()))
 
 

@@ -3,10 +3,10 @@
 Notebooks import from here and nowhere deeper:
 
     from helpers import notebook_database
-    DSN = await notebook_database("04_pools")     # a fresh clone of the seeded template
+    DSN = await notebook_database("04_connection_pools")     # a fresh clone of the seeded template
 """
 
-from .connection import LEARNER_PASSWORD, LEARNER_ROLE, connect, describe, learner_dsn, server_dsn
+from .connection import LEARNER_PASSWORD, LEARNER_ROLE, connect, connected, describe, learner_dsn, server_dsn
 from .databases import (
     course_databases,
     database_name,

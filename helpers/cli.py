@@ -1,4 +1,10 @@
-"""`python -m helpers db start|stop|status|url|reset|template|psql`: the course's database from a shell.
+"""`course` (or `python -m helpers`): the course's database, notebooks, benchmark and self-check from a shell.
+
+    course db start|stop|status|url|reset|template
+    course db psql 04_connection_pools -c 'SELECT count(*) FROM sku'
+    course notebooks execute notebooks/01_connect.ipynb
+    course bench --quick
+    course doctor
 
 A `CourseError` is printed as its one paragraph and the command exits 1; nothing else of
 ours prints a traceback.
@@ -14,32 +20,74 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from . import config, databases
-from .bench.cli import add_parser as add_bench_parser
-from .connection import connect, describe, embedded_server, server_dsn
+from . import databases
+from .connection import admin
 from .errors import CourseError
 from .server import binary
+from .target import Target, hide_password, resolve
+
+Command = Callable[[argparse.Namespace], int]
+
+#: Filled by parsers that register their command the older way (`helpers.bench.cli.add_parser`);
+#: everything else sets `func` on its own parser.
+COMMANDS: dict[tuple[str, str], Command] = {}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m helpers", description=__doc__.splitlines()[0])
-    groups = parser.add_subparsers(dest="group", required=True)
-    db = groups.add_parser("db", help="the course's PostgreSQL server").add_subparsers(dest="action", required=True)
-    db.add_parser("start", help="start the embedded server (unless DATABASE_URL is set) and build the template")
-    db.add_parser("stop", help="stop the embedded server")
-    db.add_parser("status", help="check the configured server; exit 1 when it cannot be reached")
-    db.add_parser("url", help="print a DSN for the server's maintenance database")
-    db.add_parser("reset", help="drop this prefix's databases and rebuild the template")
-    db.add_parser("template", help="build the seeded template unless it is up to date")
-    psql = db.add_parser("psql", help="open psql on a course database (default: the maintenance database)")
-    psql.add_argument("notebook", nargs="?", help="a notebook's database, e.g. 04_pools")
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="course", description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog="\n".join(__doc__.splitlines()[2:7]))
+    groups = parser.add_subparsers(dest="group", required=True, metavar="{db,notebooks,bench,doctor}")
+    _add_db(groups)
     nb = groups.add_parser("notebooks", help="the course's notebooks").add_subparsers(dest="action", required=True)
     execute = nb.add_parser("execute", help="re-execute notebooks in place (their stored outputs are nbval's reference)")
     execute.add_argument("paths", nargs="*", type=Path, help="notebooks to run (default: all, in order)")
-    add_bench_parser(groups, COMMANDS)
-    args = parser.parse_args(argv)
+    execute.set_defaults(func=execute_notebooks)
+    _add_bench(groups)
+    doctor = groups.add_parser("doctor", help="check Python, packages, kernel, server and template; say what to fix")
+    doctor.set_defaults(func=run_doctor)
+    return parser
+
+
+def _add_db(groups: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    db = groups.add_parser("db", help="the course's PostgreSQL server").add_subparsers(dest="action", required=True)
+    for name, func, text in [
+        ("start", start, "start the embedded server (unless DATABASE_URL is set) and build the template"),
+        ("stop", stop, "stop the embedded server"),
+        ("status", status, "which server and prefix, and why; exit 1 when the server cannot be reached"),
+        ("url", url, "print a DSN for the server's maintenance database"),
+        ("reset", reset, "drop this prefix's databases (no one else's) and rebuild the template"),
+        ("template", template, "build the seeded template unless it is up to date, and verify it"),
+    ]:
+        db.add_parser(name, help=text).set_defaults(func=func)
+    psql = db.add_parser("psql", help="open psql on a notebook's database; further arguments go to psql",
+                         description="e.g. `db psql 04_connection_pools -c 'SELECT count(*) FROM sku'`; "
+                                     "`db psql postgres …` for the maintenance database")
+    psql.add_argument("notebook", nargs="?", help="a notebook's database, e.g. 04_connection_pools (default: postgres)")
+    psql.add_argument("psql_args", nargs=argparse.REMAINDER, help="passed to psql as they are, e.g. -c 'select 1'")
+    psql.set_defaults(func=run_psql)
+
+
+def _add_bench(groups: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """The bench registers itself through a dict; give its parser a `func` like every other."""
+    from .bench.cli import add_parser
+
+    registered: dict[tuple[str, str], Command] = {}
+    add_parser(groups, registered)
+    for (group, action), func in registered.items():
+        COMMANDS[group, action] = func
+        if not action:
+            groups.choices[group].set_defaults(func=func)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    func: Command | None = getattr(args, "func", None) or COMMANDS.get((args.group, getattr(args, "action", "") or ""))
+    if func is None:
+        print(f"error: no command for {args.group}", file=sys.stderr)
+        return 2
     try:
-        return COMMANDS[args.group, getattr(args, "action", "")](args)
+        return func(args)
     except CourseError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
@@ -47,72 +95,96 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+# -- db ---------------------------------------------------------------------------------
 def start(_: argparse.Namespace) -> int:
+    target = resolve()
     began = time.perf_counter()
-    dsn = server_dsn()
+    target.ensure_running()
     started = time.perf_counter()
-    print(f"server ready: {describe(dsn)} ({started - began:.1f} s)")
-    name = asyncio.run(databases.ensure_template(progress=True))
+    print(f"server ready: {target.label()} ({started - began:.1f} s)")
+    name = asyncio.run(databases.ensure_template(progress=True, verify=True, target=target))
     print(f"template ready: {name} ({time.perf_counter() - started:.1f} s)")
     return 0
 
 
 def stop(_: argparse.Namespace) -> int:
-    if config.database_url() is not None:
-        print("DATABASE_URL is set: that server is not ours to stop.")
+    target = resolve()
+    if not target.embedded:
+        print(f"DATABASE_URL is set: {target.label()} is not ours to stop.")
         return 0
-    print("embedded server stopped" if embedded_server().stop() else "embedded server was not running")
+    target.forget_running()
+    print("embedded server stopped" if target.server().stop() else "embedded server was not running")
     return 0
 
 
 def status(_: argparse.Namespace) -> int:
-    kind = "DATABASE_URL" if config.database_url() else f"embedded server in {config.pgdata_dir()}"
-    if config.database_url() is None and embedded_server().running() is None:
-        print(f"server:    {kind}: not running (it starts on first use, or with `python -m helpers db start`)")
+    target = resolve()
+    print(f"server:    {target.label()}")
+    print(f"prefix:    {target.prefix} (from {target.prefix_source})")
+    if target.embedded and target.server().running() is None:
+        print("state:     not running (it starts on first use, or with `python -m helpers db start`)")
         return 1
-    dsn = server_dsn()
-    print(f"server:    {kind}")
-    print(f"dsn:       {describe(dsn)}")
-    version, names = asyncio.run(_version_and_databases(dsn))
+    print(f"dsn:       {hide_password(target.dsn())}")
+    version, owned, (_, template), legacy = asyncio.run(_status(target))
     print(f"version:   {version}")
-    print(f"prefix:    {config.db_prefix()}")
-    print(f"databases: {', '.join(names) or '(none yet)'}")
+    print(f"template:  {template}")
+    print(f"databases: {', '.join(owned) or '(none yet)'}")
+    if legacy:
+        print(f"older:     {', '.join(legacy)} (named before the `__` scheme; `db reset` drops them)")
     return 0
 
 
-async def _version_and_databases(dsn: str) -> tuple[str, list[str]]:
-    conn = await connect(dsn)
-    try:
+async def _status(target: Target) -> tuple[str, list[str], tuple[str, str], list[str]]:
+    async with admin(target) as conn:
         version = await conn.fetchval("SHOW server_version")
-    finally:
-        await conn.close()
-    return version, await databases.course_databases()
+    return (version, await databases.course_databases(target), await databases.template_status(target),
+            await databases.legacy_databases(target))
 
 
 def url(_: argparse.Namespace) -> int:
-    print(server_dsn())
+    target = resolve()
+    target.ensure_running()
+    print(target.dsn())
     return 0
 
 
 def reset(_: argparse.Namespace) -> int:
-    dropped = asyncio.run(databases.drop_course_databases())
-    print(f"dropped: {', '.join(dropped) or '(nothing)'}")
-    name = asyncio.run(databases.ensure_template(progress=True))
+    target = resolve()
+    dropped = asyncio.run(databases.drop_course_databases(target))
+    print(f"dropped ({target.prefix}'s only): {', '.join(dropped) or '(nothing)'}")
+    name = asyncio.run(databases.ensure_template(progress=True, target=target))
     print(f"template rebuilt: {name}")
     return 0
 
 
 def template(_: argparse.Namespace) -> int:
-    print(f"template ready: {asyncio.run(databases.ensure_template(progress=True))}")
+    print(f"template ready: {asyncio.run(databases.ensure_template(progress=True, verify=True))}")
     return 0
 
 
-def psql(args: argparse.Namespace) -> int:
-    database = databases.database_name(args.notebook) if args.notebook else "postgres"
-    dsn = server_dsn(database)
-    os.execv(binary("psql"), ["psql", dsn])
+def run_psql(args: argparse.Namespace) -> int:
+    target = resolve()
+    database = "postgres" if args.notebook in (None, "postgres") else target.database(args.notebook)
+    if database != "postgres":
+        asyncio.run(_require_database(target, database, args.notebook))
+    else:
+        target.ensure_running()
+    os.execv(binary("psql"), ["psql", target.dsn(database), *args.psql_args])
 
 
+async def _require_database(target: Target, database: str, notebook: str) -> None:
+    async with admin(target) as conn:
+        exists = await conn.fetchval("SELECT EXISTS (SELECT FROM pg_database WHERE datname = $1)", database)
+    if not exists:
+        raise CourseError(
+            f"The database {database} does not exist yet on {target.label()}: a notebook's database is "
+            f"made by its setup cell (`notebook_database({notebook!r})`).",
+            f"open notebooks/{notebook}.ipynb and run its setup cell, then run this command again; "
+            "`python -m helpers db status` lists the databases that exist.",
+        )
+
+
+# -- notebooks, doctor ------------------------------------------------------------------
 def execute_notebooks(args: argparse.Namespace) -> int:
     from .notebooks import course_notebooks, execute_in_place
 
@@ -121,13 +193,7 @@ def execute_notebooks(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS: dict[tuple[str, str], Callable[[argparse.Namespace], int]] = {
-    ("db", "start"): start,
-    ("db", "stop"): stop,
-    ("db", "status"): status,
-    ("db", "url"): url,
-    ("db", "reset"): reset,
-    ("db", "template"): template,
-    ("db", "psql"): psql,
-    ("notebooks", "execute"): execute_notebooks,
-}
+def run_doctor(_: argparse.Namespace) -> int:
+    from .doctor import run
+
+    return run()

@@ -1,17 +1,17 @@
 """Where things are: the repository, the embedded server's data directory, the name prefix.
 
 Everything a learner may want to change is an environment variable, read here and nowhere
-else, so the README's table of settings and the code cannot drift apart.
+else, so the README's table of settings and the code cannot drift apart.  The result is put
+together once, as a `helpers.target.Target`; the functions here are what it is made of.
 """
 
 from __future__ import annotations
 
 import getpass
 import os
-import re
 from pathlib import Path
 
-from .errors import ConfigError
+from . import names
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -19,10 +19,13 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DATABASE_URL_VAR = "DATABASE_URL"
 #: Where the embedded server keeps its data (default: ``.pgdata/`` in the repository).
 PGDATA_VAR = "COURSE_PGDATA"
-#: Prefix of every database the course creates (default: the OS user name).
+#: Prefix of every database the course creates (default: the JupyterHub user, else the OS user).
 PREFIX_VAR = "COURSE_DB_PREFIX"
+#: Set by JupyterHub for each learner's server: in a container every OS user is `jovyan`.
+JUPYTERHUB_USER_VAR = "JUPYTERHUB_USER"
 
-_PREFIX_RE = re.compile(r"[a-z_][a-z0-9_]{0,29}")
+#: Every variable the resolved target depends on (getpass reads the last four).
+WATCHED_VARS = (DATABASE_URL_VAR, PGDATA_VAR, PREFIX_VAR, JUPYTERHUB_USER_VAR, "LOGNAME", "USER", "LNAME", "USERNAME")
 
 
 def database_url() -> str | None:
@@ -34,21 +37,26 @@ def pgdata_dir() -> Path:
     return Path(os.environ.get(PGDATA_VAR) or REPO_ROOT / ".pgdata").expanduser().resolve()
 
 
+def prefix_and_source() -> tuple[str, str]:
+    """The prefix that keeps one learner's databases apart from another's, and why it is that one.
+
+    An explicit COURSE_DB_PREFIX is taken as written (a bad one is an error: the learner chose
+    it); a JupyterHub or OS user name is mapped to a valid prefix, never an error.
+    """
+    explicit = os.environ.get(PREFIX_VAR) or None  # set but empty counts as unset, as for DATABASE_URL
+    if explicit is not None:
+        return names.check_prefix(explicit), f"{PREFIX_VAR}"
+    hub_user = os.environ.get(JUPYTERHUB_USER_VAR)
+    if hub_user:
+        return names.prefix_from_user(hub_user), f"{JUPYTERHUB_USER_VAR}={hub_user!r}"
+    user = getpass.getuser()
+    return names.prefix_from_user(user), f"the OS user {user!r}; {PREFIX_VAR} and {JUPYTERHUB_USER_VAR} are unset"
+
+
 def db_prefix() -> str:
-    """The prefix that keeps one learner's databases apart from another's on a shared server."""
-    explicit = os.environ.get(PREFIX_VAR)
-    prefix = explicit if explicit is not None else _default_prefix()
-    if not _PREFIX_RE.fullmatch(prefix):
-        raise ConfigError(
-            f"The database name prefix {prefix!r} cannot be part of a database name: "
-            "it must start with a lowercase letter or underscore and hold only lowercase "
-            "letters, digits and underscores (at most 30).",
-            f"set {PREFIX_VAR} to something like 'alice' or 'team_3'.",
-        )
-    return prefix
+    return prefix_and_source()[0]
 
 
-def _default_prefix() -> str:
-    """The OS user name, lowered and with anything a plain identifier cannot hold replaced."""
-    name = re.sub(r"[^a-z0-9_]", "_", getpass.getuser().lower())
-    return name if re.match(r"[a-z_]", name) else f"u_{name}"
+def watched_environment() -> tuple[str | None, ...]:
+    """The values a resolved target was made from: when one changes, resolve again."""
+    return tuple(os.environ.get(name) for name in WATCHED_VARS)

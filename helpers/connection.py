@@ -1,105 +1,158 @@
-"""Where the course's server is, and connecting to it with a clear answer when that fails.
+"""Connecting to the course's server with a clear answer when that fails.
 
-`DATABASE_URL` set: that server.  Not set: the embedded one, started on first use.
+Which server (embedded or DATABASE_URL) is decided once, in `helpers.target`; this module
+turns each way a connection can fail into one paragraph that names that server.
 """
 
 from __future__ import annotations
 
 import asyncio
 import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import asyncpg
 
-from . import config
 from .errors import ConfigError, ServerError
 from .server import EmbeddedServer
+from .target import Target, hide_password, parse_url, resolve
 
 CONNECT_TIMEOUT = 5.0
 
 
+class NotListening(ServerError):
+    """Nothing answers at the server's address: for the embedded server, a start fixes it."""
+
+
 def embedded_server() -> EmbeddedServer:
-    return EmbeddedServer(config.pgdata_dir())
+    """The embedded server of this repository (kept for older callers: `resolve().server()`)."""
+    return resolve().server()
 
 
 def server_dsn(database: str = "postgres") -> str:
     """The DSN of `database` on the course's server, starting the embedded server if it is the one."""
-    url = config.database_url()
-    if url is None:
-        server = embedded_server()
-        server.start()
-        return server.dsn(database)
-    return with_database(url, database)
+    target = resolve()
+    target.ensure_running()
+    return target.dsn(database)
 
 
 def with_database(url: str, database: str) -> str:
     """The same server and credentials as `url`, another database."""
-    parts = _parse(url)
-    return urlunsplit(parts._replace(path=f"/{database}"))
+    return urlunsplit(parse_url(url)._replace(path=f"/{database}"))
 
 
-def describe(dsn: str) -> str:
-    """The DSN with its password hidden, for messages and `db status`."""
-    parts = urlsplit(dsn)
-    if parts.password is None:
-        return dsn
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
-def _parse(url: str):  # -> SplitResult
-    parts = urlsplit(url)
-    try:
-        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
-    except ValueError:
-        parts = None  # type: ignore[assignment]
-    if parts is None or parts.scheme not in ("postgres", "postgresql") or not (parts.hostname or "host=" in url):
-        raise ConfigError(
-            f"DATABASE_URL is not a PostgreSQL URL: {describe(url)!r}.",
-            "use the form postgresql://USER:PASSWORD@HOST:PORT/DATABASE, "
-            "e.g. postgresql://course:course@127.0.0.1:55432/postgres, or unset it to use the embedded server.",
-        )
-    return parts
+describe = hide_password
 
 
 async def connect(dsn: str, **kwargs: object) -> asyncpg.Connection:
     """`asyncpg.connect` with a timeout and a one-paragraph answer for each way it can fail."""
-    if config.database_url() is not None:
-        _parse(dsn)
-    where = describe(dsn)
+    target = resolve()
+    if not target.embedded:
+        parse_url(dsn)
+    where = f"{hide_password(dsn)} ({target.kind})"
     try:
         return await asyncpg.connect(dsn, timeout=CONNECT_TIMEOUT, **kwargs)  # type: ignore[arg-type]
     except asyncpg.InvalidPasswordError:
-        raise ServerError(f"The server at {where} refused the password.",
-                          "check the user and password in DATABASE_URL.") from None
+        raise ServerError(f"The server at {where} refused the password.", target.login_advice()) from None
     except asyncpg.InvalidAuthorizationSpecificationError as error:
         raise ServerError(f"The server at {where} refused the login: {error}.",
-                          "check the user name in DATABASE_URL, or ask the server's owner for a role.") from None
+                          target.login_advice() + " Or ask the server's owner for a role.") from None
     except asyncpg.InvalidCatalogNameError:
-        raise ServerError(f"The database in {where} does not exist.",
-                          "create it, or run `python -m helpers db reset` to rebuild the course's databases.") from None
+        database = urlsplit(dsn).path.lstrip("/") or "postgres"
+        raise ServerError(f"The database {database!r} does not exist on {target.label()}.",
+                          "run the setup cell of the notebook that uses it (it creates the database), "
+                          "or `python -m helpers db reset` to rebuild the course's databases.") from None
     except asyncpg.CannotConnectNowError as error:
         raise ServerError(f"The server at {where} is not accepting connections now ({error}): "
                           "it is starting up, shutting down or in recovery.",
                           "wait a few seconds and run the cell again; `python -m helpers db status` tells when it is up.") from None
     except (ConnectionRefusedError, FileNotFoundError, socket.gaierror) as error:
-        raise ServerError(f"No PostgreSQL server is listening at {where} ({error.strerror or error}).",
-                          _start_advice()) from None
+        target.forget_running()
+        raise NotListening(f"No PostgreSQL server is listening at {where} ({error.strerror or error}).",
+                           target.start_advice()) from None
     except (asyncio.TimeoutError, TimeoutError):
         raise ServerError(f"The server at {where} did not answer within {CONNECT_TIMEOUT:.0f} s.",
-                          "check that the host and port in DATABASE_URL are right and reachable. " + _start_advice()) from None
+                          "check that the host and port in DATABASE_URL are right and reachable. "
+                          + target.start_advice()) from None
     except OSError as error:
-        raise ServerError(f"Could not reach {where}: {error}.", _start_advice()) from None
+        raise ServerError(f"Could not reach {where}: {error}.", target.start_advice()) from None
     except ValueError as error:
-        raise ConfigError(f"The DSN {where!r} cannot be used: {error}.",
+        raise ConfigError(f"The DSN {hide_password(dsn)!r} cannot be used: {error}.",
                           "fix DATABASE_URL (postgresql://USER:PASSWORD@HOST:PORT/DATABASE).") from None
 
 
-def _start_advice() -> str:
-    if config.database_url() is None:
-        return "start the embedded server with `python -m helpers db start`."
-    return ("start that server (with docker compose: `docker compose up -d`), "
-            "or unset DATABASE_URL to use the embedded server.")
+#: What asyncpg raises when the server goes away in the middle of a statement (kill -9, OOM, a stop).
+CONNECTION_LOST = (asyncpg.ConnectionDoesNotExistError, asyncpg.AdminShutdownError, asyncpg.CrashShutdownError,
+                   asyncpg.CannotConnectNowError, asyncpg.InterfaceError, ConnectionError)
+
+
+@asynccontextmanager
+async def connected(dsn: str, **kwargs: object) -> AsyncIterator[asyncpg.Connection]:
+    """`async with connected(dsn) as conn:` — connect (with the clear errors above), always close."""
+    conn = await connect(dsn, **kwargs)
+    try:
+        yield conn
+    finally:
+        await _close(conn)
+
+
+@asynccontextmanager
+async def lost_connection_explained(target: Target, doing: str) -> AsyncIterator[None]:
+    """Turn "the server went away while `doing`" into one paragraph: what happened, what to do."""
+    try:
+        yield
+    except Exception as error:
+        cause = _lost(error)
+        if cause is None:
+            raise
+        target.forget_running()
+        raise ServerError(
+            f"The connection to {target.label()} was lost while {doing} ({type(cause).__name__}: {cause}); "
+            "the server stopped or crashed. Nothing is lost: databases are only swapped in when complete, "
+            "and a half-built copy is dropped on the next try.",
+            "run the cell (or command) again: " + ("the embedded server is restarted and recovers on its own."
+                                                   if target.embedded else "once that server is back up."),
+        ) from None
+
+
+def _lost(error: BaseException | None) -> BaseException | None:
+    """The connection-lost error behind `error`, if any (asyncpg may raise another one on top of it)."""
+    seen = 0
+    while error is not None and seen < 10:
+        if isinstance(error, CONNECTION_LOST):
+            return error
+        error, seen = error.__cause__ or error.__context__, seen + 1
+    return None
+
+
+async def _close(conn: asyncpg.Connection) -> None:
+    try:
+        await conn.close(timeout=2)
+    except (*CONNECTION_LOST, OSError, asyncio.TimeoutError):
+        conn.terminate()
+
+
+@asynccontextmanager
+async def admin(target: Target | None = None) -> AsyncIterator[asyncpg.Connection]:
+    """A connection to the maintenance database of `target` (default: the resolved one).
+
+    The embedded server is started on first use in this process; if it went away since (a
+    crash, `db stop`), it is started again once, so rerunning a setup cell is all it takes.
+    """
+    target = target or resolve()
+    target.ensure_running()
+    try:
+        conn = await connect(target.dsn())
+    except NotListening:
+        if not target.embedded:
+            raise
+        target.ensure_running(recheck=True)
+        conn = await connect(target.dsn())
+    try:
+        yield conn
+    finally:
+        await _close(conn)
 
 
 LEARNER_ROLE = "course_learner"
@@ -112,25 +165,27 @@ async def learner_dsn(database: str, password: str = LEARNER_PASSWORD) -> str:
     The role (password `learner`) is created or reset on the course's server, embedded or
     not; a server role without the right to create roles gets a message saying what to ask for.
     """
-    admin = await connect(server_dsn())
-    try:
-        await _ensure_learner_role(admin)
-    finally:
-        await admin.close()
-    parts = urlsplit(server_dsn(database))
+    target = resolve()
+    async with admin(target) as conn:
+        await _ensure_learner_role(conn)
+    parts = urlsplit(target.dsn(database))
     host = parts.netloc.rpartition("@")[2]
     netloc = f"{LEARNER_ROLE}:{quote(password, safe='')}@{host}"
     return urlunsplit(parts._replace(netloc=netloc))
 
 
 async def _ensure_learner_role(admin: asyncpg.Connection) -> None:
-    exists = await admin.fetchval("SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = $1)", LEARNER_ROLE)
-    # CREATE/ALTER ROLE take no $-parameters; format() quotes the name and password on the server.
-    statement = await admin.fetchval("SELECT format($1, $2::text, $3::text)",
-                                     "ALTER ROLE %I LOGIN PASSWORD %L" if exists else "CREATE ROLE %I LOGIN PASSWORD %L",
-                                     LEARNER_ROLE, LEARNER_PASSWORD)
+    """Create or reset the role; an advisory lock keeps two learners' kernels from racing on it."""
     try:
-        await admin.execute(statement)
+        async with admin.transaction():
+            await admin.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"course-role:{LEARNER_ROLE}")
+            exists = await admin.fetchval("SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = $1)", LEARNER_ROLE)
+            # CREATE/ALTER ROLE take no $-parameters; format() quotes the name and password on the server.
+            statement = await admin.fetchval(
+                "SELECT format($1, $2::text, $3::text)",
+                "ALTER ROLE %I LOGIN PASSWORD %L" if exists else "CREATE ROLE %I LOGIN PASSWORD %L",
+                LEARNER_ROLE, LEARNER_PASSWORD)
+            await admin.execute(statement)
     except asyncpg.InsufficientPrivilegeError:
         if exists:
             return  # someone with the right made it; trust its password is the documented one

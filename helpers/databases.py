@@ -1,26 +1,44 @@
-"""One database per notebook, cloned from a seeded template.
+"""One database per notebook, cloned from a seeded template that heals itself.
 
 The template holds the schema and the chapter's data.  It is built once per server and
-prefix, and rebuilt when the schema, seed code or word list change (their hash is stored as
-the template's comment).  It refuses connections, so no notebook or test can change it;
-`CREATE DATABASE … TEMPLATE` copies it in well under a second.
+prefix, into a scratch database that is swapped in only when complete, so a build killed
+half-way leaves nothing half-built behind.  Its comment records three things: the version of
+the code that built it (schema, seed, word list, this module), a digest of its state as a
+notebook sees it (row counts, highest keys, every sequence's last value) and a digest of
+every row.
+
+Why the sequences: PostgreSQL writes a sequence to the WAL 32 values ahead, so after a crash
+(``kill -9``, a laptop that dies) recovery would leave `brand_brand_id_seq` at 132 instead of
+100, and every notebook's next brand would be 133.  The build therefore ends by setting each
+sequence to its own value (a WAL record of the exact value) and, where the role may, a
+CHECKPOINT.  Should a template drift all the same, every clone is checked against the
+recorded state and a drifted template is rebuilt, with a one-line notice, before it is used.
+
+The template refuses connections, so no notebook or test can change it; `CREATE DATABASE …
+TEMPLATE` copies it in well under a second.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import re
+import sys
+import time
+from collections.abc import Coroutine
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 
-from . import config, schema, seed
-from .connection import connect, server_dsn
-from .errors import ConfigError
+from . import config, names, schema, seed
+from .connection import CONNECTION_LOST, admin, connected, lost_connection_explained
+from .target import Target, resolve
 
-_NAME_RE = re.compile(r"[a-z0-9_]{1,32}")
-_TEMPLATE_SOURCES = [Path(schema.__file__), Path(seed.__file__), seed.WORDS_FILE]
+_TEMPLATE_SOURCES = [Path(schema.__file__), Path(seed.__file__), seed.WORDS_FILE, Path(__file__)]
+_COMMENT_RE = re.compile(r"(eshop-[0-9a-f]{16}) state-([0-9a-f]{16}) rows-([0-9a-f]{16})")
 
 
 def template_version() -> str:
@@ -31,136 +49,321 @@ def template_version() -> str:
 
 
 def template_name() -> str:
-    return f"{config.db_prefix()}_eshop_template"
+    return resolve().template()
 
 
 def database_name(notebook: str) -> str:
-    """`04_pools` → `<prefix>_04_pools`; the name is checked, since identifiers cannot be $-parameters."""
-    if not _NAME_RE.fullmatch(notebook):
-        raise ConfigError(f"{notebook!r} cannot name a course database.",
-                          "use lowercase letters, digits and underscores, e.g. '04_pools'.")
-    return f"{config.db_prefix()}_{notebook}"
+    """`04_connection_pools` → `<prefix>__04_connection_pools` (see `helpers.names`)."""
+    return resolve().database(notebook)
 
 
 def quote_ident(name: str) -> str:
+    """Kept for tests/test_browser.py; the helpers quote on the server with format('%I')."""
     return '"' + name.replace('"', '""') + '"'
 
 
-async def notebook_database(notebook: str, *, seeded: bool = True) -> str:
+@dataclass(frozen=True)
+class Recorded:
+    """What the template's comment says about it."""
+
+    version: str
+    state: str  # digest of `quick_state`: counts, highest keys, sequences
+    rows: str  # digest of `fingerprint(..., sequences=True)`: every row
+
+    def comment(self) -> str:
+        return f"{self.version} state-{self.state} rows-{self.rows}"
+
+    @classmethod
+    def parse(cls, comment: str | None) -> Recorded | None:
+        match = _COMMENT_RE.fullmatch(comment or "")
+        return cls(*match.groups()) if match else None
+
+
+# -- the public API ---------------------------------------------------------------------
+async def notebook_database(notebook: str, *, seeded: bool = True, target: Target | None = None) -> str:
     """A fresh database for one notebook (dropped and re-created on every call); return its DSN.
 
     seeded=True clones the template (schema and the chapter's data); seeded=False gives an
     empty database, for the notebooks that build the schema themselves.
     """
-    name = database_name(notebook)
-    admin = await connect(server_dsn())
-    try:
-        source = await _ensure_template(admin) if seeded else "template0"
-        await admin.execute(f"DROP DATABASE IF EXISTS {quote_ident(name)} WITH (FORCE)")
-        await admin.execute(f"CREATE DATABASE {quote_ident(name)} TEMPLATE {quote_ident(source)}")
-    finally:
-        await admin.close()
-    return server_dsn(name)
+    target = target or resolve()
+    name = target.database(notebook)
+    async with lost_connection_explained(target, f"making {name}"), admin(target) as conn:
+        if not seeded:
+            await _recreate(conn, name, "template0")
+            return target.dsn(name)
+        async with _template_lock(conn, target):
+            recorded = await _ensure_template(conn, target)
+            await _recreate(conn, name, target.template())
+            drift = _drift(recorded.state, await quick_state_of(target.dsn(name)))
+            if drift:
+                await _rebuild_drifted(conn, target, drift)
+                await _recreate(conn, name, target.template())
+    return target.dsn(name)
 
 
-async def ensure_template(*, progress: bool = False, force: bool = False) -> str:
-    """Build the template unless an up-to-date one exists; return its name."""
-    admin = await connect(server_dsn())
-    try:
-        return await _ensure_template(admin, progress=progress, force=force)
-    finally:
-        await admin.close()
+async def ensure_template(*, progress: bool = False, force: bool = False, verify: bool = False,
+                          target: Target | None = None) -> str:
+    """Build the template unless an up-to-date one exists; return its name.
+
+    verify=True also reads every row of it (through a clone, ~0.5 s) and rebuilds it when
+    anything differs from what was recorded at build time.
+    """
+    target = target or resolve()
+    async with (lost_connection_explained(target, f"building {target.template()}"), admin(target) as conn,
+                _template_lock(conn, target)):
+        recorded = await _ensure_template(conn, target, progress=progress, force=force)
+        if verify:
+            state, rows = await _read_template(conn, target)
+            drift = _drift(recorded.state, state) or ("rows differ" if _digest(rows) != recorded.rows else "")
+            if drift:
+                await _rebuild_drifted(conn, target, drift, progress=progress)
+    return target.template()
 
 
-async def course_databases() -> list[str]:
+async def template_status(target: Target | None = None) -> tuple[str, str]:
+    """("ok" | "missing" | "stale", words) for `doctor` and `db status`; changes nothing."""
+    target = target or resolve()
+    async with admin(target) as conn:
+        comment = await _comment(conn, target.template())
+    if comment is None:
+        return "missing", f"{target.template()} is not built yet (the first setup cell or `db template` builds it)"
+    recorded = Recorded.parse(comment)
+    if recorded is None or recorded.version != template_version():
+        return "stale", f"{target.template()} was built by other code; it is rebuilt on next use (or `db template`)"
+    return "ok", f"{target.template()} ({recorded.version})"
+
+
+async def course_databases(target: Target | None = None) -> list[str]:
     """The databases this prefix owns on the server (template included), by name."""
-    admin = await connect(server_dsn())
-    try:
-        rows = await admin.fetch("SELECT datname FROM pg_database WHERE starts_with(datname, $1) ORDER BY datname",
-                                 config.db_prefix() + "_")
-    finally:
-        await admin.close()
+    target = target or resolve()
+    async with admin(target) as conn:
+        rows = await conn.fetch("SELECT datname FROM pg_database WHERE starts_with(datname, $1) ORDER BY datname",
+                                names.owned_pattern(target.prefix))
+    return [row["datname"] for row in rows if names.owner(row["datname"]) == target.prefix]
+
+
+async def legacy_databases(target: Target | None = None) -> list[str]:
+    """This prefix's databases named the way the course did before `__` (`alice_04_connection_pools`).
+
+    Only exact names are matched (the template, the notebooks, the bench), never a pattern, so
+    `team` cannot match anything of `team_3`'s.
+    """
+    target = target or resolve()
+    stems = [path.stem for path in (config.REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")]
+    old = [f"{target.prefix}_{suffix}" for suffix in
+           ("eshop_template", "eshop_template_build", "bench", "bench_seed", *stems)]
+    async with admin(target) as conn:
+        rows = await conn.fetch("SELECT datname FROM pg_database WHERE datname = ANY($1::text[]) ORDER BY 1", old)
     return [row["datname"] for row in rows]
 
 
-async def drop_course_databases() -> list[str]:
-    """Drop every database of this prefix, the template too; return their names."""
-    names = await course_databases()
-    admin = await connect(server_dsn())
-    try:
-        for name in names:
-            await _drop(admin, name)
-    finally:
-        await admin.close()
-    return names
+async def drop_course_databases(target: Target | None = None) -> list[str]:
+    """Drop every database of this prefix (older-named ones too), the template too; return their names."""
+    target = target or resolve()
+    dropped = await course_databases(target) + await legacy_databases(target)
+    async with admin(target) as conn, _template_lock(conn, target):
+        for name in dropped:
+            await drop_database(conn, name)
+    return dropped
 
 
-async def _ensure_template(admin: asyncpg.Connection, *, progress: bool = False, force: bool = False) -> str:
-    """Build under an advisory lock, so two kernels (or learners) never build the same template at once."""
-    name, version = template_name(), template_version()
-    lock_key = f"course-template:{name}"
-    await admin.execute("SELECT pg_advisory_lock(hashtext($1))", lock_key)
-    try:
-        current = await admin.fetchval(
-            "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = $1", name)
-        if current == version and not force:
-            return name
-        await _build(admin, name, version, progress=progress)
-        return name
-    finally:
-        await admin.execute("SELECT pg_advisory_unlock(hashtext($1))", lock_key)
+async def fingerprint(connection: asyncpg.Connection, *, sequences: bool = False) -> dict[str, tuple[int, str]]:
+    """Row count and an md5 of every row, in key order, for each table: equal fingerprints, equal data.
 
-
-async def _build(admin: asyncpg.Connection, name: str, version: str, *, progress: bool) -> None:
-    """Build into a scratch database, then swap it in: a failed build leaves the old template alone."""
-    scratch = f"{name}_build"
-    await _drop(admin, scratch)
-    await admin.execute(f"CREATE DATABASE {quote_ident(scratch)} TEMPLATE template0")
-    conn = await connect(server_dsn(scratch))
-    try:
-        await schema.create_schema(conn)
-        await seed.load_with_copy(conn, seed.generate_dataset(), progress=progress)
-        await conn.execute("ANALYZE")
-    finally:
-        await conn.close()
-    await _drop(admin, name)
-    await admin.execute(f"ALTER DATABASE {quote_ident(scratch)} RENAME TO {quote_ident(name)}")
-    await admin.execute(f"ALTER DATABASE {quote_ident(name)} WITH IS_TEMPLATE true ALLOW_CONNECTIONS false")
-    # COMMENT takes no parameters; the version is our own hex digest, checked here.
-    assert re.fullmatch(r"eshop-[0-9a-f]{16}", version)
-    await admin.execute(f"COMMENT ON DATABASE {quote_ident(name)} IS '{version}'")
-
-
-async def _drop(admin: asyncpg.Connection, name: str) -> None:
-    exists = await admin.fetchval("SELECT datistemplate FROM pg_database WHERE datname = $1", name)
-    if exists is None:
-        return
-    if exists:
-        await admin.execute(f"ALTER DATABASE {quote_ident(name)} WITH IS_TEMPLATE false")
-    await admin.execute(f"DROP DATABASE {quote_ident(name)} WITH (FORCE)")
-
-
-async def fingerprint(connection: asyncpg.Connection) -> dict[str, tuple[int, str]]:
-    """Row count and an md5 of every row, in key order, for each table: equal fingerprints, equal data."""
+    sequences=True adds the entry "sequences": the last value of each, which decides the
+    keys of the next rows a notebook inserts.
+    """
     result = {}
     for table in schema.TABLES:
         # table names come from our own constant list, never from input
         row = await connection.fetchrow(
             f"SELECT count(*) AS n, md5(coalesce(string_agg(t::text, '|' ORDER BY t), '')) AS digest FROM {table} t")
         result[table] = (row["n"], row["digest"])
+    if sequences:
+        values = await _sequence_values(connection)
+        result["sequences"] = (len(values), ",".join(f"{name}={value}" for name, value in values))
     return result
 
 
-async def template_fingerprint() -> dict[str, tuple[int, str]]:
-    """The template's fingerprint, read from a throw-away clone (the template refuses connections)."""
-    scratch = f"fingerprint_{os.getpid()}"  # two sessions at once must not share it
-    conn = await connect(await notebook_database(scratch))
-    try:
-        return await fingerprint(conn)
-    finally:
-        await conn.close()
-        admin = await connect(server_dsn())
+async def quick_state(connection: asyncpg.Connection) -> dict[str, object]:
+    """What the next rows a notebook reads or inserts depend on, in a few milliseconds.
+
+    Row counts and highest keys catch lost or added rows; the sequences catch the jump after
+    a crash.  (Every row's content is compared by `ensure_template(verify=True)`.)
+    """
+    state: dict[str, object] = {}
+    for table in schema.TABLES:
+        # table and key names come from our own constant list; each table's key is <table>_id
+        row = await connection.fetchrow(f"SELECT count(*) AS n, max({table}_id) AS top FROM {table}")
+        state[table] = (row["n"], row["top"])
+    state["sequences"] = await _sequence_values(connection)
+    return state
+
+
+async def quick_state_of(dsn: str) -> dict[str, object]:
+    async with connected(dsn) as conn:
+        return await quick_state(conn)
+
+
+async def template_fingerprint(target: Target | None = None) -> dict[str, tuple[int, str]]:
+    """The template's fingerprint, sequences included, read from a throw-away clone (it refuses connections)."""
+    target = target or resolve()
+    async with admin(target) as conn, _template_lock(conn, target):
+        await _ensure_template(conn, target)
+        return (await _read_template(conn, target))[1]
+
+
+async def drop_database(admin_conn: asyncpg.Connection, name: str) -> None:
+    """Drop `name` if it exists, even when it is a template or has sessions open."""
+    is_template = await admin_conn.fetchval("SELECT datistemplate FROM pg_database WHERE datname = $1", name)
+    if is_template is None:
+        return
+    if is_template:
+        await _ddl(admin_conn, "ALTER DATABASE %I WITH IS_TEMPLATE false", name)
+    await _ddl(admin_conn, "DROP DATABASE IF EXISTS %I WITH (FORCE)", name)
+
+
+# -- building and checking --------------------------------------------------------------
+class _template_lock:
+    """A server-side advisory lock per template: two kernels (or learners) never build or swap it at once."""
+
+    def __init__(self, conn: asyncpg.Connection, target: Target) -> None:
+        self.conn, self.key = conn, f"course-template:{target.template()}"
+
+    async def __aenter__(self) -> None:
+        await self.conn.execute("SELECT pg_advisory_lock(hashtext($1))", self.key)
+
+    async def __aexit__(self, *exc: object) -> None:
         try:
-            await _drop(admin, database_name(scratch))
-        finally:
-            await admin.close()
+            await self.conn.execute("SELECT pg_advisory_unlock(hashtext($1))", self.key)
+        except CONNECTION_LOST:
+            if exc[0] is None:
+                raise  # else the error that lost the connection is the one to report; the lock went with it
+
+
+async def _ensure_template(conn: asyncpg.Connection, target: Target, *, progress: bool = False,
+                           force: bool = False) -> Recorded:
+    """The recorded state of an up-to-date template, building it first when needed (lock held)."""
+    recorded = Recorded.parse(await _comment(conn, target.template()))
+    if recorded is not None and recorded.version == template_version() and not force:
+        return recorded
+    return await _build(conn, target, progress=progress)
+
+
+async def _build(conn: asyncpg.Connection, target: Target, *, progress: bool) -> Recorded:
+    """Build into a scratch database, then swap it in: a failed build leaves the old template alone."""
+    name, scratch = target.template(), names.build_name(target.prefix)
+    await drop_database(conn, scratch)
+    await _ddl(conn, "CREATE DATABASE %I TEMPLATE template0", scratch)
+    async with connected(target.dsn(scratch)) as build:
+        recorded = await _watched(build, _fill(build, progress=progress))
+    await _checkpoint(conn)
+    await drop_database(conn, name)
+    await _ddl(conn, "ALTER DATABASE %I RENAME TO %I", scratch, name)
+    await _ddl(conn, "ALTER DATABASE %I WITH IS_TEMPLATE true ALLOW_CONNECTIONS false", name)
+    # the comment comes last: a template without it is rebuilt, so a crash before here is harmless
+    await _ddl(conn, "COMMENT ON DATABASE %I IS %L", name, recorded.comment())
+    return recorded
+
+
+async def _fill(build: asyncpg.Connection, *, progress: bool) -> Recorded:
+    await schema.create_schema(build)
+    await seed.load_with_copy(build, seed.generate_dataset(), progress=progress)
+    await build.execute("ANALYZE")
+    await _log_sequences_exactly(build)
+    return Recorded(template_version(), _digest(await quick_state(build)),
+                    _digest(await fingerprint(build, sequences=True)))
+
+
+async def _watched(conn: asyncpg.Connection, work: Coroutine[Any, Any, Recorded]) -> Recorded:
+    """Run `work` on `conn`, and stop waiting when the connection dies.
+
+    asyncpg's COPY waits for the socket to drain; when the server is killed meanwhile, that
+    wait never ends (or asyncpg trips over its own state).  A termination listener cancels it.
+    """
+    task = asyncio.ensure_future(work)
+
+    def lost(_: object) -> None:
+        task.cancel()
+
+    conn.add_termination_listener(lost)
+    try:
+        return await task
+    except (asyncio.CancelledError, asyncpg.InternalClientError) as error:
+        if conn.is_closed():
+            raise asyncpg.ConnectionDoesNotExistError("the connection was lost during the build") from error
+        raise
+    finally:
+        conn.remove_termination_listener(lost)
+
+
+async def _log_sequences_exactly(conn: asyncpg.Connection) -> None:
+    """Set each used sequence to its own value: setval WAL-logs that exact value, not 32 ahead."""
+    await conn.execute(
+        "SELECT setval(format('%I.%I', schemaname, sequencename)::regclass, last_value) "
+        "FROM pg_sequences WHERE last_value IS NOT NULL")
+
+
+async def _checkpoint(conn: asyncpg.Connection) -> None:
+    """Write everything to disk now, so recovery after a crash has nothing of the build to replay.
+
+    Only superusers (and pg_checkpoint members, PostgreSQL 15+) may; without it the exact
+    setval above still keeps the sequences right.
+    """
+    try:
+        await conn.execute("CHECKPOINT")
+    except asyncpg.InsufficientPrivilegeError:
+        pass
+
+
+async def _read_template(conn: asyncpg.Connection, target: Target) -> tuple[dict[str, object], dict[str, tuple[int, str]]]:
+    """(quick state, full fingerprint) of the template, read through a clone of this process's own."""
+    check = names.check_name(target.prefix, os.getpid())
+    await _recreate(conn, check, target.template())
+    try:
+        async with connected(target.dsn(check)) as clone:
+            return await quick_state(clone), await fingerprint(clone, sequences=True)
+    finally:
+        await drop_database(conn, check)
+
+
+async def _rebuild_drifted(conn: asyncpg.Connection, target: Target, drift: str, *, progress: bool = False) -> None:
+    started = time.perf_counter()
+    await _build(conn, target, progress=progress)
+    print(f"notice: the template {target.template()} had drifted ({drift}; e.g. after a server crash): "
+          f"rebuilt in {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
+
+
+def _drift(recorded: str, state: dict[str, object]) -> str:
+    """'' when `state` is what the build recorded, else a few words on what differs."""
+    if _digest(state) == recorded:
+        return ""
+    sequences = state.get("sequences") or []
+    shown = ", ".join(f"{name} at {value}" for name, value in sequences)  # type: ignore[attr-defined]
+    return f"its state differs from the recorded one: {shown}"
+
+
+def _digest(value: object) -> str:
+    return hashlib.sha256(repr(value).encode()).hexdigest()[:16]
+
+
+async def _sequence_values(conn: asyncpg.Connection) -> list[tuple[str, int | None]]:
+    rows = await conn.fetch("SELECT sequencename, last_value FROM pg_sequences ORDER BY schemaname, sequencename")
+    return [(row["sequencename"], row["last_value"]) for row in rows]
+
+
+async def _comment(conn: asyncpg.Connection, name: str) -> str | None:
+    return await conn.fetchval("SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = $1",
+                               name)
+
+
+async def _recreate(conn: asyncpg.Connection, name: str, template: str) -> None:
+    await _ddl(conn, "DROP DATABASE IF EXISTS %I WITH (FORCE)", name)
+    await _ddl(conn, "CREATE DATABASE %I TEMPLATE %I", name, template)
+
+
+async def _ddl(conn: asyncpg.Connection, statement: str, *values: str) -> None:
+    """Run DDL whose names (and literals) are quoted by the server's format(): DDL takes no $-parameters."""
+    placeholders = ", ".join(f"${i}::text" for i in range(2, len(values) + 2))
+    await conn.execute(await conn.fetchval(f"SELECT format($1, {placeholders})", statement, *values))

@@ -12,7 +12,6 @@ another server).  Tests also start one on a loopback port with a password.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
 import subprocess
@@ -25,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
+import fasteners
 import psutil
 
 from .errors import ServerError
@@ -62,24 +62,28 @@ class Running:
 class EmbeddedServer:
     """One data directory, one server; every method is safe to call from several processes."""
 
-    def __init__(self, pgdata: Path, *, port: int | None = None, password: str | None = None):
+    def __init__(self, pgdata: Path, *, port: int | None = None, password: str | None = None,
+                 bin_dir: Path | None = None):
+        """bin_dir: another installation's binaries (the tests run a second major version this way)."""
         self.pgdata = Path(pgdata).resolve()
         self.port = port
         self.password = password
         self.user = "postgres"
+        self.bin_dir = bin_dir
+
+    def _binary(self, name: str) -> str:
+        return str(self.bin_dir / name) if self.bin_dir else binary(name)
 
     # -- public -------------------------------------------------------------------------
     def start(self) -> str:
         """Start the server unless it runs already; return the DSN of its `postgres` database."""
         with self._locked():
             self._init_if_needed()
-            running = self._running()
-            if running is None:
+            already = self._running()
+            if already is None:
                 self._clean_stale()
                 self._pg_ctl_start()
-                running = self._wait_ready()
-            else:
-                running = self._wait_ready(already=running)
+            self._wait_ready(already=already)
         return self.dsn()
 
     def stop(self) -> bool:
@@ -89,7 +93,7 @@ class EmbeddedServer:
                 self._clean_stale()
                 return False
             try:
-                self._run([binary("pg_ctl"), "stop", "-D", str(self.pgdata), "-m", "fast", "-w", "-t", "30"])
+                self._run([self._binary("pg_ctl"), "stop", "-D", str(self.pgdata), "-m", "fast", "-w", "-t", "30"])
             except ServerError:
                 if self._running() is not None:
                     raise
@@ -122,24 +126,17 @@ class EmbeddedServer:
         """A file lock beside the data directory: two kernels starting at once get one server."""
         lock_path = self.pgdata.with_name(self.pgdata.name + ".lock")
         lock_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(lock_path, "a") as handle:
-            deadline = time.monotonic() + LOCK_TIMEOUT
-            while True:
-                try:
-                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() > deadline:
-                        raise ServerError(
-                            f"Another process has held the lock {lock_path} for {LOCK_TIMEOUT} s "
-                            "while starting or stopping the embedded server.",
-                            "wait for it to finish, or stop it; if nothing is running, delete the lock file.",
-                        ) from None
-                    time.sleep(0.1)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        lock = fasteners.InterProcessLock(str(lock_path))
+        if not lock.acquire(timeout=LOCK_TIMEOUT):
+            raise ServerError(
+                f"Another process has held the lock {lock_path} for {LOCK_TIMEOUT} s "
+                "while starting or stopping the embedded server.",
+                "wait for it to finish, or stop it; if nothing is running, delete the lock file.",
+            )
+        try:
+            yield
+        finally:
+            lock.release()
 
     def _init_if_needed(self) -> None:
         if (self.pgdata / "PG_VERSION").exists():
@@ -151,7 +148,7 @@ class EmbeddedServer:
             )
         self.pgdata.mkdir(parents=True, exist_ok=True)
         self._grant_system_user()
-        args = [binary("initdb"), "-D", str(self.pgdata), "-U", self.user, "--encoding=UTF8", "--no-locale",
+        args = [self._binary("initdb"), "-D", str(self.pgdata), "-U", self.user, "--encoding=UTF8", "--no-locale",
                 "--auth-local=trust", "--no-instructions"]
         with tempfile.TemporaryDirectory() as tmp:
             if self.password:
@@ -200,6 +197,10 @@ class EmbeddedServer:
                 proc.kill()
         for name in ("postmaster.pid", ".handle_pids.json"):
             (self.pgdata / name).unlink(missing_ok=True)
+        # The socket's lock file names the dead postmaster too; while that pid lingers as a
+        # zombie (a container whose init reaps slowly), PostgreSQL would refuse to start.
+        for lock in self.socket_dir().glob(".s.PGSQL.*.lock"):
+            lock.unlink(missing_ok=True)
 
     def _pg_ctl_start(self) -> None:
         socket_dir = self.socket_dir()
@@ -210,7 +211,7 @@ class EmbeddedServer:
         options = f"-c listen_addresses={listen} -p {port} -k {socket_dir}"
         log = self.log_file()
         try:
-            self._run([binary("pg_ctl"), "start", "-D", str(self.pgdata), "-l", str(log), "-o", options,
+            self._run([self._binary("pg_ctl"), "start", "-D", str(self.pgdata), "-l", str(log), "-o", options,
                        "-w", "-t", str(START_TIMEOUT)])
         except ServerError as error:
             raise ServerError(
@@ -238,7 +239,7 @@ class EmbeddedServer:
     def _accepts_connections(self, running: Running) -> bool:
         host = str(running.socket_dir) if running.socket_dir else "127.0.0.1"
         try:
-            result = subprocess.run([binary("pg_isready"), "-q", "-h", host, "-p", str(running.port), "-t", "2"],
+            result = subprocess.run([self._binary("pg_isready"), "-q", "-h", host, "-p", str(running.port), "-t", "2"],
                                     timeout=5, capture_output=True)
         except subprocess.TimeoutExpired:
             return False
@@ -260,7 +261,7 @@ class EmbeddedServer:
         target = path or self.pgdata
         os.chown(target, entry.pw_uid, entry.pw_gid)
         target.chmod(0o700)
-        for folder in [*target.parents, *bin_dir().parents]:
+        for folder in [*target.parents, *(self.bin_dir or bin_dir()).parents]:
             folder.chmod(folder.stat().st_mode | 0o001)  # traverse only: o+x
 
     def _run(self, args: list[str]) -> str:
@@ -281,10 +282,16 @@ class EmbeddedServer:
 
 
 def _is_postgres(pid: int, pgdata: Path) -> bool:
-    """True when pid is alive and is a postgres process (a pid after a crash may be reused by anything)."""
+    """True when pid is a live postgres serving `pgdata`.
+
+    After a crash the pid in postmaster.pid may have been reused by anything, another
+    cluster's postmaster included; a postmaster runs in its data directory, so its working
+    directory tells whose it is.
+    """
     try:
         proc = psutil.Process(pid)
-        return proc.name() == "postgres" and proc.status() != psutil.STATUS_ZOMBIE
+        return (proc.name() == "postgres" and proc.status() != psutil.STATUS_ZOMBIE
+                and _cwd(proc) == pgdata.resolve())
     except psutil.Error:
         return False
 

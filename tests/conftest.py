@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import socket
+import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import asyncpg
@@ -56,12 +59,29 @@ def prefix(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     asyncio.run(drop_course_databases())
 
 
+@contextmanager
+def server_directory(name: str) -> Iterator[Path]:
+    """A directory for a test server's data, outside pytest's tmp_path.
+
+    As root the server runs as another user, who must traverse the parents; pytest takes the
+    group and other bits off /tmp/pytest-of-<user> whenever any pytest session starts (a child
+    pytest, or another session on a shared machine), which would lock a running server out.
+    """
+    directory = Path(tempfile.mkdtemp(prefix=f"course-{name}-"))
+    directory.chmod(0o755)
+    try:
+        yield directory / "pgdata"
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
-def tcp_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedServer]:
-    server = EmbeddedServer(tmp_path_factory.mktemp("tcp") / "pgdata", port=free_port(), password=TCP_PASSWORD)
-    server.start()
-    yield server
-    server.stop()
+def tcp_server() -> Iterator[EmbeddedServer]:
+    with server_directory("tcp") as pgdata:
+        server = EmbeddedServer(pgdata, port=free_port(), password=TCP_PASSWORD)
+        server.start()
+        yield server
+        server.stop()
 
 
 @pytest.fixture
@@ -73,8 +93,9 @@ def via_url(tcp_server: EmbeddedServer, prefix: str, monkeypatch: pytest.MonkeyP
 
 
 @pytest.fixture
-def scratch_server(tmp_path: Path) -> Iterator[EmbeddedServer]:
+def scratch_server() -> Iterator[EmbeddedServer]:
     """A private socket-only server in a temporary directory, for tests that crash or lock it."""
-    server = EmbeddedServer(tmp_path / "pgdata")
-    yield server
-    server.stop()
+    with server_directory("scratch") as pgdata:
+        server = EmbeddedServer(pgdata)
+        yield server
+        server.stop()

@@ -9,7 +9,7 @@ import asyncpg
 import pytest
 
 from helpers import (
-    connect, course_databases, create_schema, database_name, fingerprint, generate_dataset, load_with_copy,
+    connect, connected, course_databases, create_schema, database_name, fingerprint, generate_dataset, load_with_copy,
     load_with_executemany, load_words, notebook_database, server_dsn, template_fingerprint,
 )
 from helpers.databases import ensure_template, template_name, template_version
@@ -44,8 +44,11 @@ def test_generation_is_deterministic_and_both_loaders_agree(prefix: str) -> None
     prints = [asyncio.run(_load_into(name, loader)) for name, loader in
               (("copy_a", load_with_copy), ("copy_b", load_with_copy), ("many", load_with_executemany))]
     assert prints[0] == prints[1] == prints[2]
-    assert prints[0] == asyncio.run(template_fingerprint())
-    assert {t: n for t, (n, _) in prints[0].items()} == EXPECTED_COUNTS
+    assert prints[0] == asyncio.run(template_fingerprint())  # sequences included: 100, 1000, 100000
+    assert {t: n for t, (n, _) in prints[0].items() if t != "sequences"} == EXPECTED_COUNTS
+    assert prints[0]["sequences"][1] == ("brand_brand_id_seq=100,product_color_product_color_id_seq=None,"
+                                         "product_product_id_seq=1000,product_size_product_size_id_seq=None,"
+                                         "sku_sku_id_seq=100000")
 
 
 async def _load_into(name: str, loader) -> dict:
@@ -54,7 +57,7 @@ async def _load_into(name: str, loader) -> dict:
     try:
         await create_schema(conn)
         await loader(conn, generate_dataset())
-        return await fingerprint(conn)
+        return await fingerprint(conn, sequences=True)
     finally:
         await conn.close()
 
@@ -97,10 +100,10 @@ def test_notebooks_in_parallel_are_isolated(prefix: str) -> None:
 
 def test_prefix_keeps_learners_apart(prefix: str, monkeypatch: pytest.MonkeyPatch) -> None:
     asyncio.run(notebook_database("shared_name"))
-    assert database_name("shared_name") == f"{prefix}_shared_name"
+    assert database_name("shared_name") == f"{prefix}__shared_name"
     mine = asyncio.run(course_databases())
-    assert f"{prefix}_shared_name" in mine and f"{prefix}_eshop_template" in mine
-    assert all(name.startswith(prefix + "_") for name in mine)
+    assert f"{prefix}__shared_name" in mine and f"{prefix}__eshop__template" in mine
+    assert all(name.startswith(prefix + "__") for name in mine)
 
 
 def test_template_refuses_connections_and_is_rebuilt_when_stale(prefix: str) -> None:
@@ -119,11 +122,91 @@ def test_template_refuses_connections_and_is_rebuilt_when_stale(prefix: str) -> 
     asyncio.run(ensure_template())
     comment = value(server_dsn(), "SELECT shobj_description(oid, 'pg_database') FROM pg_database "
                                   "WHERE datname = $1", template_name())
-    assert comment == template_version()
+    assert comment.startswith(template_version() + " state-")
 
 
-def test_bad_notebook_name_is_refused() -> None:
+@pytest.mark.parametrize("bad", ['x"; DROP DATABASE postgres; --', "eshop__template", "a__b", "_x", "x_", "X",
+                                 "x" * 33])
+def test_bad_notebook_name_is_refused(bad: str) -> None:
+    """Notebook names never hold "__", so no notebook can name the template or another's database."""
     from helpers import ConfigError
 
     with pytest.raises(ConfigError, match="cannot name a course database"):
-        database_name('x"; DROP DATABASE postgres; --')
+        database_name(bad)
+
+
+async def _unlock_template() -> asyncpg.Connection:
+    """Open the template for writing, as someone with superuser rights could (a test of drift only)."""
+    async with connected(server_dsn()) as admin:
+        await admin.execute(f'ALTER DATABASE "{template_name()}" WITH ALLOW_CONNECTIONS true')
+    return await asyncpg.connect(server_dsn(template_name()))
+
+
+async def _lock_template() -> None:
+    async with connected(server_dsn()) as admin:
+        await admin.execute(f'ALTER DATABASE "{template_name()}" WITH ALLOW_CONNECTIONS false')
+
+
+@pytest.mark.parametrize("change", ["SELECT setval('brand_brand_id_seq', 132)",
+                                    "DELETE FROM sku WHERE sku_id = 100000"])
+def test_a_drifted_template_is_rebuilt_before_the_next_clone(prefix: str, change: str,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """What recovery does to a template's sequences after a crash (or anyone's change) is seen and healed."""
+
+    async def scenario() -> tuple[int, int]:
+        await ensure_template()
+        template = await _unlock_template()
+        try:
+            await template.execute(change)
+        finally:
+            await template.close()
+        await _lock_template()
+        dsn = await notebook_database("after_drift")
+        async with connected(dsn) as conn:
+            return (await conn.fetchval("SELECT nextval('brand_brand_id_seq')"),
+                    await conn.fetchval("SELECT count(*) FROM sku"))
+
+    assert asyncio.run(scenario()) == (101, 100_000)
+    notice = capsys.readouterr().err.strip().splitlines()
+    assert len(notice) == 1 and notice[0].startswith(f"notice: the template {template_name()} had drifted")
+
+
+def test_verify_finds_a_changed_row_the_quick_check_cannot(prefix: str, capsys: pytest.CaptureFixture[str]) -> None:
+    async def scenario() -> str:
+        await ensure_template()
+        template = await _unlock_template()
+        try:
+            await template.execute("UPDATE brand SET brand_name = 'changed' WHERE brand_id = 1")
+        finally:
+            await template.close()
+        await _lock_template()
+        await ensure_template(verify=True)
+        async with connected(await notebook_database("after_verify")) as conn:
+            return await conn.fetchval("SELECT brand_name FROM brand WHERE brand_id = 1")
+
+    assert asyncio.run(scenario()) != "changed"
+    assert "rows differ" in capsys.readouterr().err
+
+
+def test_reset_drops_older_named_databases_by_exact_name_only(prefix: str) -> None:
+    """Databases named before the `__` scheme are dropped by exact name, never by pattern."""
+    from helpers.databases import drop_course_databases, legacy_databases
+
+    mine, not_mine = f"{prefix}_05_transactions", f"{prefix}_3_05_transactions"
+
+    async def scenario() -> tuple[list[str], list[str], bool]:
+        async with connected(server_dsn()) as admin:
+            for name in (mine, not_mine):
+                await admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            found = await legacy_databases()
+            dropped = await drop_course_databases()
+            async with connected(server_dsn()) as admin:
+                kept = await admin.fetchval("SELECT EXISTS (SELECT FROM pg_database WHERE datname = $1)", not_mine)
+        finally:
+            async with connected(server_dsn()) as admin:
+                await admin.execute(f'DROP DATABASE IF EXISTS "{not_mine}"')
+        return found, dropped, kept
+
+    found, dropped, kept = asyncio.run(scenario())
+    assert found == [mine] and mine in dropped and not_mine not in dropped and kept

@@ -78,3 +78,10 @@ def test_readme_puts_the_two_commands_first_and_maps_every_notebook() -> None:
 def test_ci_runs_the_readmes_test_command() -> None:
     ci = (ROOT / ".ci" / "run").read_text()
     assert "make test" in ci
+
+
+def test_course_command_is_installed_and_ci_tests_a_second_server_version() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["scripts"]["course"] == "helpers.cli:main"
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "postgresql-$OTHER_PG" in ci and "tests.pg_other" in ci

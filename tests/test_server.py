@@ -118,3 +118,18 @@ def _wait_gone(pid: int) -> None:
         except ProcessLookupError:
             return
         time.sleep(0.05)
+
+
+def test_another_clusters_postmaster_behind_a_reused_pid_is_not_ours(scratch_server: EmbeddedServer,
+                                                                     tcp_server: EmbeddedServer) -> None:
+    """A stale postmaster.pid that names a live postgres of another data directory: still stale."""
+    scratch_server.start()
+    scratch_server.stop()
+    other = tcp_server.running()
+    assert other is not None
+    lines = [str(other.pid), str(scratch_server.pgdata), "0", "5432", str(scratch_server.pgdata), "", "0 0", "ready"]
+    (scratch_server.pgdata / "postmaster.pid").write_text("\n".join(lines) + "\n")
+    assert scratch_server.running() is None
+    scratch_server.start()
+    assert scratch_server.running().pid != other.pid
+    assert tcp_server.running().pid == other.pid  # the other cluster is untouched
