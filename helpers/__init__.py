@@ -19,16 +19,61 @@ from .databases import (
 from .errors import ConfigError, CourseError, ServerError
 from .exercises import check, is_stub
 from .generators import take
-from .plotting import plot_comparison, plot_sweep, plot_timeline
 from .schema import PRODUCT_QUERY, STATEMENTS, TABLES, create_schema
 from .seed import Dataset, generate_dataset, load_with_copy, load_with_executemany, load_words
-from .timing import Timings, async_timed, elapsed_bar
 from .tracebacks import install_short_tracebacks  # importing it shortens tracebacks in IPython
 
+# pandas and matplotlib take most of a second to import: load them when a notebook first asks
+# for a timing or plotting helper, not for `python -m helpers db stop`.
+_LAZY = {
+    "plot_comparison": "plotting", "plot_sweep": "plotting", "plot_timeline": "plotting",
+    "Timings": "timing", "async_timed": "timing", "elapsed_bar": "timing",
+}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        from importlib import import_module
+
+        return getattr(import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
-    "LEARNER_PASSWORD", "LEARNER_ROLE", "PRODUCT_QUERY", "STATEMENTS", "TABLES", "ConfigError", "CourseError", "Dataset", "ServerError", "Timings",
-    "async_timed", "check", "connect", "course_databases", "create_schema", "database_name", "describe",
-    "drop_course_databases", "elapsed_bar", "ensure_template", "fingerprint", "install_short_tracebacks", "is_stub", "learner_dsn", "generate_dataset", "load_with_copy",
-    "load_with_executemany", "load_words", "notebook_database", "plot_comparison", "plot_sweep", "plot_timeline", "server_dsn",
-    "take", "template_fingerprint",
+    "LEARNER_PASSWORD",
+    "LEARNER_ROLE",
+    "PRODUCT_QUERY",
+    "STATEMENTS",
+    "TABLES",
+    "ConfigError",
+    "CourseError",
+    "Dataset",
+    "ServerError",
+    "Timings",
+    "async_timed",
+    "check",
+    "connect",
+    "connected",
+    "course_databases",
+    "create_schema",
+    "database_name",
+    "describe",
+    "drop_course_databases",
+    "elapsed_bar",
+    "ensure_template",
+    "fingerprint",
+    "generate_dataset",
+    "install_short_tracebacks",
+    "is_stub",
+    "learner_dsn",
+    "load_with_copy",
+    "load_with_executemany",
+    "load_words",
+    "notebook_database",
+    "plot_comparison",
+    "plot_sweep",
+    "plot_timeline",
+    "server_dsn",
+    "take",
+    "template_fingerprint",
 ]

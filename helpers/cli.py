@@ -125,7 +125,7 @@ def status(_: argparse.Namespace) -> int:
         print("state:     not running (it starts on first use, or with `python -m helpers db start`)")
         return 1
     print(f"dsn:       {hide_password(target.dsn())}")
-    version, owned, (_, template), legacy = asyncio.run(_status(target))
+    version, owned, (_state, template), legacy = asyncio.run(_status(target))
     print(f"version:   {version}")
     print(f"template:  {template}")
     print(f"databases: {', '.join(owned) or '(none yet)'}")

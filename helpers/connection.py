@@ -6,10 +6,10 @@ turns each way a connection can fail into one paragraph that names that server.
 
 from __future__ import annotations
 
-import asyncio
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import asyncpg
@@ -45,14 +45,15 @@ def with_database(url: str, database: str) -> str:
 describe = hide_password
 
 
-async def connect(dsn: str, **kwargs: object) -> asyncpg.Connection:
+async def connect(dsn: str, **kwargs: Any) -> asyncpg.Connection:
     """`asyncpg.connect` with a timeout and a one-paragraph answer for each way it can fail."""
     target = resolve()
     if not target.embedded:
         parse_url(dsn)
     where = f"{hide_password(dsn)} ({target.kind})"
     try:
-        return await asyncpg.connect(dsn, timeout=CONNECT_TIMEOUT, **kwargs)  # type: ignore[arg-type]
+        connection: asyncpg.Connection = await asyncpg.connect(dsn, timeout=CONNECT_TIMEOUT, **kwargs)
+        return connection
     except asyncpg.InvalidPasswordError:
         raise ServerError(f"The server at {where} refused the password.", target.login_advice()) from None
     except asyncpg.InvalidAuthorizationSpecificationError as error:
@@ -71,7 +72,7 @@ async def connect(dsn: str, **kwargs: object) -> asyncpg.Connection:
         target.forget_running()
         raise NotListening(f"No PostgreSQL server is listening at {where} ({error.strerror or error}).",
                            target.start_advice()) from None
-    except (asyncio.TimeoutError, TimeoutError):
+    except TimeoutError:
         raise ServerError(f"The server at {where} did not answer within {CONNECT_TIMEOUT:.0f} s.",
                           "check that the host and port in DATABASE_URL are right and reachable. "
                           + target.start_advice()) from None
@@ -88,7 +89,7 @@ CONNECTION_LOST = (asyncpg.ConnectionDoesNotExistError, asyncpg.AdminShutdownErr
 
 
 @asynccontextmanager
-async def connected(dsn: str, **kwargs: object) -> AsyncIterator[asyncpg.Connection]:
+async def connected(dsn: str, **kwargs: Any) -> AsyncIterator[asyncpg.Connection]:
     """`async with connected(dsn) as conn:` — connect (with the clear errors above), always close."""
     conn = await connect(dsn, **kwargs)
     try:
@@ -129,7 +130,7 @@ def _lost(error: BaseException | None) -> BaseException | None:
 async def _close(conn: asyncpg.Connection) -> None:
     try:
         await conn.close(timeout=2)
-    except (*CONNECTION_LOST, OSError, asyncio.TimeoutError):
+    except (TimeoutError, *CONNECTION_LOST, OSError):
         conn.terminate()
 
 

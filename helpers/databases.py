@@ -21,6 +21,7 @@ TEMPLATE` copies it in well under a second.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import re
@@ -55,11 +56,6 @@ def template_name() -> str:
 def database_name(notebook: str) -> str:
     """`04_connection_pools` → `<prefix>__04_connection_pools` (see `helpers.names`)."""
     return resolve().database(notebook)
-
-
-def quote_ident(name: str) -> str:
-    """Kept for tests/test_browser.py; the helpers quote on the server with format('%I')."""
-    return '"' + name.replace('"', '""') + '"'
 
 
 @dataclass(frozen=True)
@@ -179,6 +175,7 @@ async def fingerprint(connection: asyncpg.Connection, *, sequences: bool = False
         # table names come from our own constant list, never from input
         row = await connection.fetchrow(
             f"SELECT count(*) AS n, md5(coalesce(string_agg(t::text, '|' ORDER BY t), '')) AS digest FROM {table} t")
+        assert row is not None  # an aggregate always returns one row
         result[table] = (row["n"], row["digest"])
     if sequences:
         values = await _sequence_values(connection)
@@ -196,6 +193,7 @@ async def quick_state(connection: asyncpg.Connection) -> dict[str, object]:
     for table in schema.TABLES:
         # table and key names come from our own constant list; each table's key is <table>_id
         row = await connection.fetchrow(f"SELECT count(*) AS n, max({table}_id) AS top FROM {table}")
+        assert row is not None  # an aggregate always returns one row
         state[table] = (row["n"], row["top"])
     state["sequences"] = await _sequence_values(connection)
     return state
@@ -311,10 +309,8 @@ async def _checkpoint(conn: asyncpg.Connection) -> None:
     Only superusers (and pg_checkpoint members, PostgreSQL 15+) may; without it the exact
     setval above still keeps the sequences right.
     """
-    try:
+    with contextlib.suppress(asyncpg.InsufficientPrivilegeError):
         await conn.execute("CHECKPOINT")
-    except asyncpg.InsufficientPrivilegeError:
-        pass
 
 
 async def _read_template(conn: asyncpg.Connection, target: Target) -> tuple[dict[str, object], dict[str, tuple[int, str]]]:
@@ -354,8 +350,9 @@ async def _sequence_values(conn: asyncpg.Connection) -> list[tuple[str, int | No
 
 
 async def _comment(conn: asyncpg.Connection, name: str) -> str | None:
-    return await conn.fetchval("SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = $1",
-                               name)
+    comment: str | None = await conn.fetchval(
+        "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = $1", name)
+    return comment
 
 
 async def _recreate(conn: asyncpg.Connection, name: str, template: str) -> None:

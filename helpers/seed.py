@@ -56,7 +56,7 @@ class Dataset:
     products: list[Product]
     skus: list[Sku]
 
-    def rows(self) -> Iterator[tuple[str, Sequence[str], list[tuple]]]:
+    def rows(self) -> Iterator[tuple[str, Sequence[str], list[tuple[object, ...]]]]:
         """(table, columns, rows) in load order; ids come from the tables' SERIAL columns."""
         yield "brand", ("brand_name",), list(self.brands)
         yield "product", ("product_name", "brand_id"), list(self.products)

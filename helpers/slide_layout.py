@@ -158,7 +158,7 @@ class _Atom:
 
 def _png_height(data: str) -> float:
     width, height = struct.unpack(">II", base64.b64decode(data[:64])[16:24])
-    return height * min(1.0, CONTENT_WIDTH / width)
+    return float(height * min(1.0, CONTENT_WIDTH / width))
 
 
 def _table_parts(markup: str) -> tuple[str, list[str], str] | None:
@@ -234,7 +234,8 @@ def code_pieces(cell: nbformat.NotebookNode, room: float = BUDGET) -> list[Piece
     if total <= BUDGET or not atoms:
         return [Piece(cell, total)]
     pieces: list[Piece] = []
-    used, chunk = CELL_GAP + source_height, []
+    chunk: list[_Atom] = []
+    used: float = CELL_GAP + source_height
     limit = room if room >= used + OUTPUT_PADDING + 3 * CODE_LINE else BUDGET
     for atom in atoms:
         if chunk and used + atom.height + OUTPUT_PADDING > limit:
@@ -265,7 +266,8 @@ def _slideshow(cell: nbformat.NotebookNode, slide_type: str) -> nbformat.Noteboo
 def _continued(heading: str) -> nbformat.NotebookNode:
     heading = re.sub(r"[`*]", "", heading)  # the label is HTML: Markdown's marks would show
     text = f"{heading} (continued)" if heading else "(continued)"
-    return nbformat.v4.new_markdown_cell(f'<p class="slide-continued">{html.escape(text)}</p>')
+    cell: nbformat.NotebookNode = nbformat.v4.new_markdown_cell(f'<p class="slide-continued">{html.escape(text)}</p>')
+    return cell
 
 
 def lay_out(notebook: nbformat.NotebookNode, notes: dict[str, str] | None = None) -> nbformat.NotebookNode:

@@ -12,7 +12,6 @@ DATABASE_URL pointing at it, stops it and removes it.
 
 from __future__ import annotations
 
-import configparser
 import os
 import re
 import socket
@@ -64,22 +63,6 @@ def other_server(parent: Path | None = None) -> Iterator[EmbeddedServer]:
             yield server
         finally:
             server.stop()
-
-
-def compose_sanitize(dest: Path | str) -> Path:
-    """nbval's rules plus the server-version rules, in one file (nbval reads one).
-
-    Read as one ConfigParser, so a rule already merged into nbval_sanitize.cfg is not doubled.
-    """
-    root = Path(__file__).resolve().parent
-    parser = configparser.ConfigParser(interpolation=None)
-    parser.read([root / "nbval_sanitize.cfg", root / "nbval_server_version.cfg"])
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    # nbval reads "regex: …" and "replace: …" on consecutive lines, not configparser's "key = value"
-    dest.write_text("".join(f"[{name}]\nregex: {parser[name]['regex']}\nreplace: {parser[name]['replace']}\n\n"
-                            for name in parser.sections()))
-    return dest
 
 
 def free_port() -> int:

@@ -9,8 +9,19 @@ import asyncpg
 import pytest
 
 from helpers import (
-    connect, connected, course_databases, create_schema, database_name, fingerprint, generate_dataset, load_with_copy,
-    load_with_executemany, load_words, notebook_database, server_dsn, template_fingerprint,
+    connect,
+    connected,
+    course_databases,
+    create_schema,
+    database_name,
+    fingerprint,
+    generate_dataset,
+    load_with_copy,
+    load_with_executemany,
+    load_words,
+    notebook_database,
+    server_dsn,
+    template_fingerprint,
 )
 from helpers.databases import ensure_template, template_name, template_version
 from tests.conftest import _query as _aquery

@@ -14,8 +14,8 @@ import asyncpg
 import pytest
 
 from helpers import ConfigError, CourseError, ServerError, connect, drop_course_databases, names, notebook_database, server_dsn
-from helpers.target import resolve
 from helpers.server import EmbeddedServer, binary
+from helpers.target import resolve
 from tests.conftest import TCP_PASSWORD, free_port, value
 
 BOUND = 10.0
@@ -65,7 +65,8 @@ def test_server_shutting_down(tcp_server: EmbeddedServer, monkeypatch: pytest.Mo
         try:
             env_user = {"user": "embedded_postgres", "group": "embedded_postgres", "extra_groups": []} \
                 if os.geteuid() == 0 else {}
-            subprocess.run([binary("pg_ctl"), "stop", "-D", str(scratch.pgdata), "-m", "smart", "-W"],
+            # blocking on purpose: the held connection must stay open while pg_ctl waits
+            subprocess.run([binary("pg_ctl"), "stop", "-D", str(scratch.pgdata), "-m", "smart", "-W"],  # noqa: ASYNC221
                            check=True, capture_output=True, cwd="/", **env_user)
             await asyncio.sleep(0.5)
             monkeypatch.setenv("DATABASE_URL", scratch.dsn())

@@ -15,8 +15,7 @@ from collections.abc import Iterator
 import psutil
 import pytest
 
-from helpers import ServerError, notebook_database
-from helpers import databases
+from helpers import ServerError, databases, notebook_database
 from helpers.connection import connected, server_dsn
 from helpers.server import EmbeddedServer
 from helpers.target import resolve

@@ -16,7 +16,6 @@ from helpers.server import EmbeddedServer, binary
 from tests.conftest import query, value
 
 
-
 def test_socket_only_server_starts_reuses_and_stops(scratch_server: EmbeddedServer) -> None:
     dsn = scratch_server.start()
     first = scratch_server.running()
@@ -60,7 +59,7 @@ def test_pid_file_naming_a_reused_pid_is_stale(scratch_server: EmbeddedServer) -
     scratch_server.stop()
     sleeper = subprocess.Popen(["sleep", "30"])
     try:
-        lines = ["%d" % sleeper.pid, str(scratch_server.pgdata), "0", "5432", str(scratch_server.pgdata),
+        lines = [str(sleeper.pid), str(scratch_server.pgdata), "0", "5432", str(scratch_server.pgdata),
                  "", "0 0", "ready"]
         (scratch_server.pgdata / "postmaster.pid").write_text("\n".join(lines) + "\n")
         scratch_server.start()

@@ -42,7 +42,7 @@ def lab(chromium: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[La
 
 
 @pytest.fixture(scope="module")
-def lab_context(browser, lab: Lab):  # noqa: ANN001, ANN201 - Playwright objects
+def lab_context(browser, lab: Lab):
     """One browser profile for all notebooks: JupyterLab's scripts are loaded from its cache after the first."""
     context = browser.new_context(viewport=VIEWPORT)
     context.set_default_timeout(60_000)

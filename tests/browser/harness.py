@@ -16,6 +16,7 @@ COURSE_BROWSER_NOTEBOOKS (another folder of notebooks, for developing these test
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import secrets
@@ -33,8 +34,9 @@ from pathlib import Path
 
 import pytest
 
-from helpers import config, connect, course_databases, server_dsn
-from helpers.databases import quote_ident, template_name
+from helpers import config, course_databases, names
+from helpers.connection import admin
+from helpers.databases import drop_database, template_name
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK_DIR = Path(os.environ.get("COURSE_BROWSER_NOTEBOOKS") or ROOT / "notebooks").resolve()
@@ -88,8 +90,8 @@ def free_port() -> int:
 
 
 def browser_db_prefix() -> str:
-    """The course's prefix plus `_browser` (at most 30 characters, like every prefix)."""
-    return config.db_prefix()[:21] + "_browser"
+    """A prefix of the browser run's own, derived from the course's (valid whatever its length)."""
+    return names.sub_prefix(config.db_prefix(), "browser")
 
 
 @contextmanager
@@ -144,13 +146,10 @@ async def _drop_notebook_databases(prefix: str) -> None:
     """Drop the databases the kernels made under the browser prefix; keep its template for the next run."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("COURSE_DB_PREFIX", prefix)
-        names = [n for n in await course_databases() if n != template_name()]
-        admin = await connect(server_dsn())
-        try:
-            for name in names:
-                await admin.execute(f"DROP DATABASE IF EXISTS {quote_ident(name)} WITH (FORCE)")
-        finally:
-            await admin.close()
+        kernels_made = [n for n in await course_databases() if n != template_name()]
+        async with admin() as conn:
+            for name in kernels_made:
+                await drop_database(conn, name)
 
 
 def _wait_until_serving(lab: Lab, timeout: float = 90) -> None:
@@ -169,10 +168,8 @@ def _wait_until_serving(lab: Lab, timeout: float = 90) -> None:
 def _stop(lab: Lab) -> None:
     """POST /api/shutdown stops the server and every kernel it started; signals only if it does not."""
     if lab.process.poll() is None:
-        try:
+        with contextlib.suppress(urllib.error.URLError, ConnectionError, TimeoutError):
             lab.api("POST", "api/shutdown")
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
     try:
         lab.process.wait(timeout=30)
     except subprocess.TimeoutExpired:

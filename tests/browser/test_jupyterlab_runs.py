@@ -61,7 +61,7 @@ WAIT_IDLE_JS = """
   const status = (%s)();
   return /\\| Idle$/.test(status) && window.jupyterapp && {idle: true};
 }
-""" % KERNEL_STATUS_JS
+""" % KERNEL_STATUS_JS  # noqa: UP031 - JavaScript braces make % the readable choice
 
 # Where Run All is: a dialog, the code cells' prompts ("[3]:", "[*]:", "[ ]:") and the kernel's status.
 PROGRESS_JS = """
@@ -71,7 +71,7 @@ PROGRESS_JS = """
   const prompts = [...panel.content.node.querySelectorAll('.jp-CodeCell .jp-InputPrompt')].map(e => e.textContent.trim());
   return {dialog: dialog ? dialog.innerText : null, prompts, kernel: (%s)()};
 }
-""" % KERNEL_STATUS_JS
+""" % KERNEL_STATUS_JS  # noqa: UP031 - JavaScript braces make % the readable choice
 #: Once a cell fails, JupyterLab blanks the "[*]" of every cell still waiting, even those the
 #: kernel goes on to run (after a `raises-exception` cell); so "no [*] and Idle" is not the end.
 #: The end: every code cell has a count and the kernel is Idle, or (no "[*]" left, kernel Idle)
@@ -147,7 +147,7 @@ def check_run(name: str, stored: list[dict], cells: list[dict], shown: list[dict
                 why += ("; JupyterLab runs on past an error only in a cell tagged 'raises-exception', "
                         "and this one has no such tag")
         problems.append(f"{name}: {len(not_run)} code cell(s) never ran, from cell {not_run[0]} on: {why}")
-    for index, (cell, before, screen) in enumerate(zip(cells, stored, shown)):
+    for index, (cell, before, screen) in enumerate(zip(cells, stored, shown, strict=True)):
         if cell["cell_type"] != "code" or cell.get("execution_count") is None:
             continue
         label = f"{name} cell {index} ({_first_line(_text(cell['source']))[:60]!r})"
@@ -182,7 +182,7 @@ def check_run(name: str, stored: list[dict], cells: list[dict], shown: list[dict
     return problems
 
 
-def _wait_for_run_all(page) -> dict:  # noqa: ANN001
+def _wait_for_run_all(page) -> dict:
     """Poll until Run All has finished (or stopped, or a dialog opened); return the last progress."""
     deadline = time.monotonic() + RUN_TIMEOUT
     last, since = None, time.monotonic()
@@ -201,7 +201,7 @@ def _wait_for_run_all(page) -> dict:  # noqa: ANN001
         page.wait_for_timeout(250)
 
 
-def _screenshot(page, path: Path) -> None:  # noqa: ANN001
+def _screenshot(page, path: Path) -> None:
     """The whole notebook in one picture: the viewport grows to the notebook's height, then shrinks back."""
     extra = page.evaluate(SCROLL_HEIGHT_JS)
     height = min(VIEWPORT["height"] + max(extra, 0), MAX_SCREENSHOT_HEIGHT)
@@ -214,7 +214,7 @@ def _screenshot(page, path: Path) -> None:  # noqa: ANN001
 
 @pytest.mark.browser
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_runs_in_jupyterlab(path: Path, lab: Lab, lab_context) -> None:  # noqa: ANN001
+def test_notebook_runs_in_jupyterlab(path: Path, lab: Lab, lab_context) -> None:
     name = path.name
     stored = nbformat.read(lab.root / name, as_version=4)["cells"]
     page = lab_context.new_page()

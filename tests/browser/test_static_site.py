@@ -25,7 +25,6 @@ from helpers import site, slide_layout
 
 from .harness import ARTIFACTS, NOTEBOOKS
 
-
 LOCAL_URL = re.compile(r"(file|data|blob|about):|https?://(127\.0\.0\.1|localhost)(:\d+)?/")
 
 
@@ -36,7 +35,7 @@ class OfflinePage:
     errors: list[str]  # uncaught script errors
 
 
-def _open_offline(context, url: str) -> OfflinePage:  # noqa: ANN001
+def _open_offline(context, url: str) -> OfflinePage:
     """A new page at `url` that records (and blocks) every request beyond file:// and localhost."""
     opened = OfflinePage(context.new_page(), [], [])
     page = opened.page
@@ -48,7 +47,7 @@ def _open_offline(context, url: str) -> OfflinePage:  # noqa: ANN001
     return opened
 
 
-def _diagrams(page) -> tuple[int, int]:  # noqa: ANN001
+def _diagrams(page) -> tuple[int, int]:
     """(Mermaid diagrams on the page, diagrams drawn as an image)."""
     page.wait_for_function("() => [...document.querySelectorAll('.jp-Mermaid')].every("
                            "d => d.querySelector('img') || d.classList.contains('jp-mod-warning'))", timeout=15_000)
@@ -56,7 +55,7 @@ def _diagrams(page) -> tuple[int, int]:  # noqa: ANN001
 
 
 @pytest.mark.browser
-def test_static_html_and_slides_load_nothing_from_outside(browser, tmp_path: Path) -> None:  # noqa: ANN001
+def test_static_html_and_slides_load_nothing_from_outside(browser, tmp_path: Path) -> None:
     """`make html` and `make slides` pages open from file:// with no request beyond the machine."""
     from helpers import site
 
@@ -163,7 +162,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Site:
 
 
 @pytest.mark.browser
-def test_no_slide_is_taller_than_two_screens(browser, built: Site) -> None:  # noqa: ANN001
+def test_no_slide_is_taller_than_two_screens(browser, built: Site) -> None:
     """Every slide of every deck, measured at the deck's own size; the count over one screen is reported."""
     width, height = site.SLIDE_SIZE
     context = browser.new_context(viewport={"width": width, "height": height})
@@ -222,7 +221,7 @@ def test_every_html_page_has_previous_contents_next(built: Site) -> None:
 
 
 @pytest.mark.browser
-def test_next_and_previous_lead_to_the_neighbours(browser, built: Site) -> None:  # noqa: ANN001
+def test_next_and_previous_lead_to_the_neighbours(browser, built: Site) -> None:
     first, second = built.html[0], built.html[1]
     context = browser.new_context()
     try:
@@ -266,7 +265,7 @@ def test_every_section_has_speaker_notes() -> None:
 
 
 def test_decks_carry_the_speaker_notes(built: Site) -> None:
-    for deck, path in zip(built.slides, NOTEBOOKS):
+    for deck, path in zip(built.slides, NOTEBOOKS, strict=True):
         sections = len(slide_layout.section_headings(nbformat.read(path, as_version=4)))
         assert deck.read_text(encoding="utf-8").count('<aside class="notes">') == sections, deck.name
 
@@ -328,7 +327,7 @@ def test_a_long_table_is_cut_between_rows_with_its_header() -> None:
 
 
 @pytest.mark.browser
-def test_the_speaker_view_shows_the_sections_notes(browser, built: Site) -> None:  # noqa: ANN001
+def test_the_speaker_view_shows_the_sections_notes(browser, built: Site) -> None:
     """S opens reveal.js's speaker view (a pop-up, from file:// too) with the notes of the slide."""
     deck, path = built.slides[0], NOTEBOOKS[0]
     heading = slide_layout.section_headings(nbformat.read(path, as_version=4))[0]
