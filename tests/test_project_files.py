@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _pins() -> dict[str, str]:
-    lines = (ROOT / "constraints.txt").read_text().splitlines()
+    lines = [line.split("#")[0].strip() for line in (ROOT / "constraints.txt").read_text().splitlines()]
     return {_norm(name): version for name, version in (line.split("==") for line in lines if "==" in line)}
 
 
@@ -85,3 +85,14 @@ def test_course_command_is_installed_and_ci_tests_a_second_server_version() -> N
     assert project["scripts"]["course"] == "helpers.cli:main"
     ci = (ROOT / ".ci" / "run").read_text()
     assert "postgresql-$OTHER_PG" in ci and "tests.pg_other" in ci
+
+
+def test_every_direct_pin_says_why_it_is_there() -> None:
+    """`make lock` copies each reason from pyproject.toml; a pin added by hand without one fails here."""
+    for file, separator in (("constraints.txt", "=="), ("environment.yml", "=")):
+        lines = (ROOT / file).read_text().splitlines()
+        for name in _direct_dependencies():
+            line = next((line for line in lines
+                         if _norm(line.strip().lstrip("- ").split(separator)[0]) == name and separator in line), None)
+            assert line is not None, f"{name} is not pinned in {file}"
+            assert re.search(r"\s#\s\S", line), f"{file}: the pin of {name} does not say why it is there"
