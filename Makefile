@@ -72,9 +72,9 @@ clean:
 
 # Static copies for a classroom, from the outputs stored in the notebooks (nothing runs, no
 # database): build/html/ (pages + index.html) and build/slides/ (reveal.js decks + index.html).
-# Both work offline; reveal.js and Mermaid are fetched once with npm (versions in helpers/site.py).
+# Both work offline; reveal.js and Mermaid are fetched once with npm (versions in helpers/maintainers/site.py).
 html: $(STAMP)
-	$(PY) -m helpers.site html
+	$(PY) -m helpers site html
 
 slides: $(STAMP)
-	$(PY) -m helpers.site slides
+	$(PY) -m helpers site slides

@@ -21,7 +21,7 @@ import asyncpg
 import pytest
 
 from helpers import drop_course_databases
-from helpers.server import EmbeddedServer
+from helpers.admin.server import EmbeddedServer
 
 TCP_PASSWORD = "course-test"
 

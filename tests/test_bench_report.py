@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from helpers.bench import derive, plots, report
-from helpers.bench.results import LabResults, load, to_dict
+from helpers.maintainers.bench import derive, plots, report
+from helpers.maintainers.bench.results import LabResults, load, to_dict
 
 RECORDED = Path(__file__).parent / "data" / "bench_quick.json"
 

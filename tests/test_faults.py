@@ -16,8 +16,8 @@ import psutil
 import pytest
 
 from helpers import ServerError, databases, notebook_database
+from helpers.admin.server import EmbeddedServer
 from helpers.connection import connected, server_dsn
-from helpers.server import EmbeddedServer
 from helpers.target import resolve
 
 pytestmark = pytest.mark.slow

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers.notebooks import RAISES_TAG
+from helpers.maintainers.notebooks import RAISES_TAG
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))

@@ -82,7 +82,7 @@ def test_ci_runs_the_readmes_test_command() -> None:
 
 def test_course_command_is_installed_and_ci_tests_a_second_server_version() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    assert project["scripts"]["course"] == "helpers.cli:main"
+    assert project["scripts"]["course"] == "helpers.admin.cli:main"
     ci = (ROOT / ".ci" / "run").read_text()
     assert "postgresql-$OTHER_PG" in ci and "tests.pg_other" in ci
 

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..errors import CourseError
+from ...errors import CourseError
 from .memory_child import QUERY
 from .results import StreamingMemory
 from .sizes import Sizes

@@ -12,8 +12,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from ..databases import database_name
-from ..errors import ConfigError
+from ...databases import database_name
+from ...errors import ConfigError
 from . import plots, report
 from .lab import run_lab
 from .sizes import FULL, QUICK

@@ -1,4 +1,4 @@
-"""Static copies of the course for a classroom: `python -m helpers.site html|slides`.
+"""Static copies of the course for a classroom: `python -m helpers site html|slides` (`make html`, `make slides`).
 
     html    build/html/NN_name.html for every notebook, and build/html/index.html linking them
     slides  build/slides/NN_name.html, reveal.js slide decks, and build/slides/index.html
@@ -16,13 +16,12 @@ scripts are local copies in `_static/`:
 Solutions (cells tagged `solution`) are folded away behind a "Show the solution" toggle, and
 the notebooks' "Next" links point at the next page instead of the next .ipynb.  Each HTML page
 has Previous · Contents · Next links at its top and its end.  The decks are laid out by
-helpers.slide_layout (a slide per `##` section, sub-slides for `###` and for what does not fit)
+helpers.maintainers.slide_layout (a slide per `##` section, sub-slides for `###` and for what does not fit)
 with the speaker notes of docs/speaker-notes/NN_name.md (S opens the speaker view).
 """
 
 from __future__ import annotations
 
-import argparse
 import html
 import json
 import re
@@ -38,8 +37,8 @@ from typing import Any
 import mistune
 import nbformat
 
+from ..config import REPO_ROOT
 from . import slide_layout
-from .config import REPO_ROOT
 
 BUILD = REPO_ROOT / "build"
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
@@ -318,7 +317,7 @@ def build_html(out: Path = BUILD / "html", notebooks: list[Path] | None = None) 
 
 
 def build_slides(out: Path = BUILD / "slides", notebooks: list[Path] | None = None) -> list[Path]:
-    """A reveal.js deck per notebook (laid out by helpers.slide_layout), and index.html; return the decks."""
+    """A reveal.js deck per notebook (laid out by helpers.maintainers.slide_layout), and index.html; return the decks."""
     return _build("slides", out, notebooks, fetch_vendor())
 
 
@@ -362,22 +361,13 @@ def _index(kind: str, entries: list[tuple[str, str, str]]) -> str:
     return _INDEX.format(title=html.escape(title), note=html.escape(note), items=items)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m helpers.site", description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=["html", "slides"])
-    parser.add_argument("--out", type=Path, help="output folder (default: build/html or build/slides)")
-    parser.add_argument("notebooks", nargs="*", type=Path, help="notebooks to convert (default: all, in order)")
-    args = parser.parse_args(argv)
-    build = build_html if args.what == "html" else build_slides
-    out = args.out or BUILD / args.what
+def build(what: str, out: Path | None = None, notebooks: list[Path] | None = None) -> int:
+    """`course site html|slides`: build into `out` (default build/html or build/slides); an exit code."""
+    out = out or BUILD / what
     try:
-        pages = build(out, args.notebooks or None)
+        pages = (build_html if what == "html" else build_slides)(out, notebooks or None)
     except VendorError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(f"{len(pages)} pages in {out}; open {out / 'index.html'}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

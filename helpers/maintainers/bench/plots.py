@@ -6,7 +6,7 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from ..plotting import plot_comparison, plot_sweep
+from ...plotting import plot_comparison, plot_sweep
 from .queries import METHODS
 from .report import Derived, memory_name
 from .results import LabResults, MethodSides

@@ -8,7 +8,7 @@ runs the query with `LIMIT 1`; their "fetch" side runs the chapter's SQL unchang
 
 from __future__ import annotations
 
-from ..schema import PRODUCT_QUERY
+from ...schema import PRODUCT_QUERY
 
 METHODS = ("fetchrow", "fetch")
 

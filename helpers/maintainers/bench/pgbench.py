@@ -12,8 +12,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from ..errors import CourseError
-from ..server import binary
+from ...admin.server import binary
+from ...errors import CourseError
 from .measure import Measurement, children_cpu
 from .queries import pgbench_script
 

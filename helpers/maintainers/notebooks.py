@@ -19,7 +19,7 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
-from .config import REPO_ROOT
+from ..config import REPO_ROOT
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 CELL_TIMEOUT = 600

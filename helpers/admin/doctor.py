@@ -13,8 +13,8 @@ from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 
-from . import config
-from .errors import CourseError
+from .. import config
+from ..errors import CourseError
 
 MIN_SERVER_MAJOR = 13
 DISTRIBUTION = "asyncpg-course-helpers"
@@ -80,7 +80,7 @@ def check_kernel() -> tuple[bool, str]:
 
 
 def check_server() -> tuple[bool, str]:
-    from .target import resolve
+    from ..target import resolve
 
     target = resolve()
     if target.embedded and target.server().running() is None:
@@ -93,7 +93,7 @@ def check_server() -> tuple[bool, str]:
 
 
 def check_template() -> tuple[bool, str]:
-    from .databases import template_status
+    from ..databases import template_status
 
     state, words = asyncio.run(template_status())
     if state == "ok":
@@ -102,7 +102,7 @@ def check_template() -> tuple[bool, str]:
 
 
 async def _server_version() -> str:
-    from .connection import admin
+    from ..connection import admin
 
     async with admin() as conn:
         return str(await conn.fetchval("SHOW server_version"))

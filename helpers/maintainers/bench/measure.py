@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import psutil
 
-from .. import config
+from ... import config
 
 
 @dataclass

@@ -31,7 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..errors import CourseError
+from ...errors import CourseError
 from .measure import Measurement, backends_cpu, summarize
 from .pgbench import Pgbench, seconds_for
 from .queries import METHODS, asyncpg_sql

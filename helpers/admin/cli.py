@@ -20,15 +20,15 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from . import databases
-from .connection import admin
-from .errors import CourseError
+from .. import databases
+from ..connection import admin
+from ..errors import CourseError
+from ..target import Target, hide_password, resolve
 from .server import binary
-from .target import Target, hide_password, resolve
 
 Command = Callable[[argparse.Namespace], int]
 
-#: Filled by parsers that register their command the older way (`helpers.bench.cli.add_parser`);
+#: Filled by parsers that register their command the older way (`helpers.maintainers.bench.cli.add_parser`);
 #: everything else sets `func` on its own parser.
 COMMANDS: dict[tuple[str, str], Command] = {}
 
@@ -37,13 +37,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="course", description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog="\n".join(__doc__.splitlines()[2:7]))
-    groups = parser.add_subparsers(dest="group", required=True, metavar="{db,notebooks,bench,doctor}")
+    groups = parser.add_subparsers(dest="group", required=True, metavar="{db,notebooks,bench,site,doctor}")
     _add_db(groups)
     nb = groups.add_parser("notebooks", help="the course's notebooks").add_subparsers(dest="action", required=True)
     execute = nb.add_parser("execute", help="re-execute notebooks in place (their stored outputs are nbval's reference)")
     execute.add_argument("paths", nargs="*", type=Path, help="notebooks to run (default: all, in order)")
     execute.set_defaults(func=execute_notebooks)
     _add_bench(groups)
+    site = groups.add_parser("site", help="the executed notebooks as static HTML or reveal.js slides in build/ (offline)")
+    site.add_argument("what", choices=["html", "slides"])
+    site.add_argument("--out", type=Path, help="output folder (default: build/html or build/slides)")
+    site.add_argument("notebooks", nargs="*", type=Path, help="notebooks to convert (default: all, in order)")
+    site.set_defaults(func=build_site)
     doctor = groups.add_parser("doctor", help="check Python, packages, kernel, server and template; say what to fix")
     doctor.set_defaults(func=run_doctor)
     return parser
@@ -70,7 +75,7 @@ def _add_db(groups: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
 def _add_bench(groups: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """The bench registers itself through a dict; give its parser a `func` like every other."""
-    from .bench.cli import add_parser
+    from ..maintainers.bench.cli import add_parser
 
     registered: dict[tuple[str, str], Command] = {}
     add_parser(groups, registered)
@@ -93,6 +98,12 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+
+
+def build_site(args: argparse.Namespace) -> int:
+    from ..maintainers.site import build
+
+    return build(args.what, args.out, args.notebooks)
 
 
 # -- db ---------------------------------------------------------------------------------
@@ -186,7 +197,7 @@ async def _require_database(target: Target, database: str, notebook: str) -> Non
 
 # -- notebooks, doctor ------------------------------------------------------------------
 def execute_notebooks(args: argparse.Namespace) -> int:
-    from .notebooks import course_notebooks, execute_in_place
+    from ..maintainers.notebooks import course_notebooks, execute_in_place
 
     for path in args.paths or course_notebooks():
         print(f"{path.name}: {execute_in_place(path.resolve()):.1f} s", flush=True)

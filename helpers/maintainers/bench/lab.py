@@ -15,9 +15,9 @@ from typing import TypeVar
 
 import asyncpg
 
-from .. import config
-from ..connection import connect
-from ..databases import notebook_database
+from ... import config
+from ...connection import connect
+from ...databases import notebook_database
 from . import pgbench
 from .clients import psycopg_available, psycopg_version
 from .memory import streaming_memory
