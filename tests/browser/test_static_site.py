@@ -21,7 +21,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from helpers import site, slide_layout
+from helpers.maintainers import site, slide_layout
 
 from .harness import ARTIFACTS, NOTEBOOKS
 
@@ -57,7 +57,7 @@ def _diagrams(page) -> tuple[int, int]:
 @pytest.mark.browser
 def test_static_html_and_slides_load_nothing_from_outside(browser, tmp_path: Path) -> None:
     """`make html` and `make slides` pages open from file:// with no request beyond the machine."""
-    from helpers import site
+    from helpers.maintainers import site
 
     if not NOTEBOOKS:
         pytest.skip("no notebooks yet")
@@ -103,7 +103,7 @@ def test_static_html_and_slides_load_nothing_from_outside(browser, tmp_path: Pat
 def test_static_pages_link_pages_and_take_titles_from_headings() -> None:
     from nbformat.v4 import new_markdown_cell, new_notebook
 
-    from helpers import site
+    from helpers.maintainers import site
 
     notebook = new_notebook(cells=[
         new_markdown_cell("# 09 · Cursors\n\nA cursor *streams* a [query](https://example.org)'s `rows`.\n\n"
