@@ -16,7 +16,7 @@ from ...databases import database_name
 from ...errors import ConfigError
 from . import plots, report
 from .lab import run_lab
-from .sizes import FULL, QUICK
+from .sizes import FULL, QUICK, SMOKE
 
 DEFAULT_DATABASE = "bench"
 
@@ -29,8 +29,11 @@ def add_parser(groups: argparse._SubParsersAction, commands: dict[tuple[str, str
                     "a pool-size sweep, three ways to seed, fetch vs cursor memory, psycopg, an index, and the "
                     "pool's costs removed one at a time (reset, acquire, event loop, one process). "
                     "Goals are reported (met or not), never asserted.")
-    parser.add_argument("--quick", action="store_true",
-                        help="shrink every workload so the whole run takes about a minute (default: the book's sizes)")
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true",
+                      help="shrink every workload so the whole run takes about a minute (default: the book's sizes)")
+    size.add_argument("--smoke", action="store_true",
+                      help="the smallest run that fills every figure: proves the lab works, measures nothing useful")
     parser.add_argument("--json", type=Path, metavar="PATH", help="write every figure, with versions, as JSON here")
     parser.add_argument("--plots", type=Path, metavar="DIR", help="write the charts as PNG files into this directory")
     parser.add_argument("--database", default=DEFAULT_DATABASE, metavar="NAME",
@@ -49,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     if len(name) > 27:
         raise ConfigError(f"The database name {name!r} is too long for the lab (it also uses {name}_seed).",
                           "use at most 27 characters, e.g. 'bench' or 'bench_ci'.")
-    sizes = QUICK if args.quick else FULL
+    sizes = SMOKE if args.smoke else QUICK if args.quick else FULL
     results = asyncio.run(run_lab(sizes, name, _progress))
     figures = report.derived(results)
     written: dict[str, str] = {}

@@ -81,3 +81,27 @@ QUICK = Sizes(
     costs_fetch_queries=300,
     costs_rounds=2,
 )
+
+#: The smallest run that still fills every figure and plot: for the test suite, whose job is to
+#: prove the lab works, not to measure (notebook 10 runs the quick lab under nbval).
+SMOKE = Sizes(
+    mode="smoke",
+    fetchrow_queries=300,
+    fetch_queries=60,
+    rounds=1,
+    index_rounds=1,
+    index_fetch_queries=300,
+    pool_sizes=(1, 6),
+    sweep_fetchrow_queries=200,
+    sweep_fetch_queries=30,
+    seed_brands=20,
+    seed_products=100,
+    seed_skus=1_000,
+    seed_rounds=1,
+    memory_rows=(100, 1_000, 10_000),
+    prefetch=(50, 1_000),
+    memory_rounds=1,
+    costs_fetchrow_queries=600,
+    costs_fetch_queries=60,
+    costs_rounds=1,
+)
