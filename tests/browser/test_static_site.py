@@ -54,17 +54,20 @@ def _diagrams(page) -> tuple[int, int]:
     return page.locator(".jp-Mermaid").count(), page.locator(".jp-Mermaid img").count()
 
 
-@pytest.mark.browser
-def test_static_html_and_slides_load_nothing_from_outside(browser, tmp_path: Path) -> None:
-    """`make html` and `make slides` pages open from file:// with no request beyond the machine."""
-    from helpers.maintainers import site
-
+def _notebooks_and_vendor_or_skip() -> None:
+    """Skip, with the reason, where there is nothing to build or npm cannot fetch reveal.js and Mermaid."""
     if not NOTEBOOKS:
         pytest.skip("no notebooks yet")
     try:
         site.fetch_vendor()
     except site.VendorError as error:
         pytest.skip(f"the static copies need npm to fetch reveal.js and Mermaid: {error}")
+
+
+@pytest.mark.browser
+def test_static_html_and_slides_load_nothing_from_outside(browser, tmp_path: Path) -> None:
+    """`make html` and `make slides` pages open from file:// with no request beyond the machine."""
+    _notebooks_and_vendor_or_skip()
     # a notebook with a Mermaid diagram if there is one (it loads the most), else the first
     sample = next((p for p in NOTEBOOKS if "```mermaid" in p.read_text()), NOTEBOOKS[0])
     html_page = site.build_html(tmp_path / "html", [sample])[0]
@@ -151,12 +154,7 @@ class Site:
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Site:
     """`make html` and `make slides` of every notebook, into a temporary folder."""
-    if not NOTEBOOKS:
-        pytest.skip("no notebooks yet")
-    try:
-        site.fetch_vendor()
-    except site.VendorError as error:
-        pytest.skip(f"the static copies need npm to fetch reveal.js and Mermaid: {error}")
+    _notebooks_and_vendor_or_skip()
     out = tmp_path_factory.mktemp("site")
     return Site(site.build_html(out / "html", NOTEBOOKS), site.build_slides(out / "slides", NOTEBOOKS))
 
