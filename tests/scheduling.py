@@ -1,9 +1,10 @@
 """How `make test` spreads the suite over two xdist workers without doing anything twice.
 
-`--dist loadfile` keeps each file on one worker, in order: an nbval notebook's cells share
-one kernel, and a browser or exercise module shares its JupyterLab or kernels.  Every
-notebook runs once under strict nbval, while the other worker runs another file, so the
-notebooks are proven two at a time on the same server (each in its own database).
+`--dist loadfile` keeps each file on one worker, in order: an nbval notebook's cells (and
+the exercise probes that follow its checks, tests/exercise_probes.py) share one kernel, and
+the browser module shares its JupyterLab.  Every notebook runs once under strict nbval,
+while the other worker runs another file, so the notebooks are proven two at a time on the
+same server (each in its own database).
 
 Files are queued longest first: the JupyterLab runs (every notebook in Chromium), then the
 notebooks in reverse course order (the order that proves a notebook does not depend on the
@@ -18,7 +19,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted(p.name for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-FIRST = ("test_jupyterlab_runs.py", "test_exercises.py")
+FIRST = ("test_jupyterlab_runs.py",)
 
 
 def queue_position(path: Path) -> tuple[int, int]:
