@@ -8,6 +8,7 @@ from it, not how fast anything was.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,9 @@ import numpy as np
 import pytest
 
 from helpers.maintainers.bench import derive, plots, report
+from helpers.maintainers.bench.pgbench import seconds_for
 from helpers.maintainers.bench.results import LabResults, load, to_dict
+from helpers.maintainers.bench.sizes import FULL, QUICK, SMOKE
 
 RECORDED = Path(__file__).parent / "data" / "bench_quick.json"
 
@@ -35,8 +38,28 @@ def results(recorded: dict[str, Any]) -> LabResults:
 def test_a_recorded_run_loads_into_the_dataclasses_and_back(recorded: dict[str, Any], results: LabResults) -> None:
     assert results.workloads.pool_costs.methods["fetch"].steps[0].step.key == "book"
     again = json.loads(json.dumps(to_dict(results)))  # as write_json stores it: tuples become lists
-    for key in ("mode", "environment", "sizes", "workloads"):
+    for key in ("mode", "environment", "workloads"):
         assert again[key] == recorded[key], key
+    # recorded before `pgbench_same_queries` existed: it loads with the default, the -T the run used
+    assert again["sizes"] == {**recorded["sizes"], "pgbench_same_queries": False}
+
+
+def test_the_quick_size_is_the_one_the_recorded_run_measured(results: LabResults) -> None:
+    """Notebook 10 runs --quick live; the smoke size is the one the test suite may shrink."""
+    assert results.sizes == QUICK
+    assert not QUICK.pgbench_same_queries and not FULL.pgbench_same_queries and SMOKE.pgbench_same_queries
+
+
+def test_pgbench_runs_whole_seconds_beside_a_side_and_says_how_it_ran(results: LabResults) -> None:
+    assert [seconds_for(s) for s in (0.0, 0.2, 1.49, 1.5, 7.6, float("nan"))] == [1, 1, 1, 2, 8, 1]
+    notes = {s.title: " ".join(s.notes) for s in report.tables(results, report.derived(results))}
+    costs = results.workloads.pool_costs.methods["fetch"].pgbench_seconds
+    assert any(f"-T {', '.join(map(str, costs))} s" in text for text in notes.values())
+    smoke = copy.deepcopy(results)
+    smoke.sizes = dataclasses.replace(smoke.sizes, pgbench_same_queries=True)
+    notes = " ".join(note for s in report.tables(smoke, report.derived(smoke)) for note in s.notes)
+    assert "-t = the asyncpg side's queries" in notes and "-t: as many queries as a step" in notes
+    assert "-T" not in notes
 
 
 def test_goals_come_from_the_figures_and_name_their_constants(results: LabResults) -> None:

@@ -1,7 +1,9 @@
 """pgbench, PostgreSQL's own load generator in C: the ceiling a Python client is measured against.
 
 It runs the same SQL as a prepared statement (`-M prepared`) from a custom script (`-f`),
-without its vacuum of the standard tables (`-n`), for a given number of whole seconds (`-T`).
+without its vacuum of the standard tables (`-n`), beside a measured side: for as long as the
+side took, in whole seconds (`-T`, at least one), or, for the smoke size, for as many queries
+as the side ran (`-t`), since there a second per pgbench run would be most of the lab's time.
 """
 
 from __future__ import annotations
@@ -37,8 +39,8 @@ def seconds_for(duration: float) -> int:
 class Pgbench:
     """One script file per method, written once into a temporary directory."""
 
-    def __init__(self, dsn: str, product_id: int) -> None:
-        self.dsn = dsn
+    def __init__(self, dsn: str, product_id: int, *, same_queries: bool = False) -> None:
+        self.dsn, self.same_queries = dsn, same_queries
         self._dir = tempfile.TemporaryDirectory(prefix="course-bench-")
         self.scripts = {}
         for method in ("fetchrow", "fetch"):
@@ -55,13 +57,27 @@ class Pgbench:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def run(self, method: str, clients: int, seconds: int) -> Measurement:
-        """Run for `seconds` with `clients` connections (one thread each); the rate excludes connecting."""
+    def beside(self, method: str, clients: int, *, queries: int, seconds: float,
+               spans: list[int] | None = None) -> Measurement:
+        """pgbench beside a side that ran `queries` in `seconds`: as long (its -T is appended to `spans`),
+        or, made with same_queries, as many queries (-t: a share per client, rounded up)."""
+        if self.same_queries:
+            return self.run(method, clients, transactions=math.ceil(queries / clients))
+        span = seconds_for(seconds)
+        if spans is not None:
+            spans.append(span)
+        return self.run(method, clients, seconds=span)
+
+    def run(self, method: str, clients: int, *, seconds: int | None = None,
+            transactions: int | None = None) -> Measurement:
+        """Run `clients` connections (one thread each) for `seconds` (-T) or `transactions` each (-t);
+        the rate excludes connecting."""
+        length = ["-T", str(seconds)] if seconds is not None else ["-t", str(transactions)]
         # pgbench accepts a connection string (URI) where the database name goes.
         args = [binary("pgbench"), "-n", "-M", "prepared", "-f", str(self.scripts[method]),
-                "-c", str(clients), "-j", str(clients), "-T", str(seconds), self.dsn]
+                "-c", str(clients), "-j", str(clients), *length, self.dsn]
         before = children_cpu()
-        result = subprocess.run(args, capture_output=True, text=True, timeout=seconds + 60)
+        result = subprocess.run(args, capture_output=True, text=True, timeout=(seconds or 0) + 60)
         cpu = children_cpu() - before
         tps, processed = _TPS.search(result.stdout), _PROCESSED.search(result.stdout)
         if result.returncode != 0 or tps is None or processed is None:

@@ -12,11 +12,12 @@ Each step is a way of running the same concurrent product queries on six connect
 5. two client processes, each with its own loop and a pool of three, running step 4's
    pattern (on asyncio's loop when uvloop is missing): two Python threads instead of one.
 
-Every step runs in child processes of its own (pool_child.py), opened once and kept for both
-methods and all rounds, so that no step pays for starting Python.  The steps and pgbench (six clients)
-take turns round by round, in reverse order every other round; pgbench runs as long as the
-steps' mean time in that round.  Client CPU is the children's CPU time; server CPU that of
-the backends serving their pools.
+Every step runs in child processes of its own (pool_child.py), all started together before
+anything is timed and kept for both methods and all rounds, so that no step pays for starting
+Python.  The steps and pgbench (six clients) take turns round by round, in reverse order every
+other round; pgbench runs as long as the steps' mean time in that round (at the smoke size: as
+many queries as a step).  Client CPU is the children's CPU time; server CPU that of the
+backends serving their pools.
 """
 
 from __future__ import annotations
@@ -27,13 +28,13 @@ import json
 import statistics
 import sys
 from asyncio.subprocess import PIPE, Process
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from ...errors import CourseError
 from .measure import Measurement, backends_cpu, summarize
-from .pgbench import Pgbench, seconds_for
+from .pgbench import Pgbench
 from .queries import METHODS, asyncpg_sql
 from .results import CostsMethod, PoolCosts, Step, StepResult
 from .sizes import Sizes
@@ -41,6 +42,13 @@ from .workloads import split
 
 CHILD = Path(__file__).with_name("pool_child.py")
 NO_UVLOOP = "uvloop not installed (pip install uvloop): skipped"
+
+
+class Closable(Protocol):
+    async def close(self) -> None: ...
+
+
+Opened = TypeVar("Opened", bound=Closable)
 
 
 def steps(connections: int, uvloop: bool) -> list[Step]:
@@ -121,15 +129,7 @@ class StepClients:
     async def open(cls, step: Step, dsn: str, connections: int, product_id: int) -> StepClients:
         spec = {"dsn": dsn, "sql": asyncpg_sql(), "product_id": product_id, "methods": list(METHODS),
                 "connections": connections // step.processes, "pattern": step.pattern, "reset": step.reset}
-        children: list[Child] = []
-        try:
-            for _ in range(step.processes):
-                children.append(await Child.start(spec, step.loop))
-        except BaseException:
-            for child in children:
-                await child.close()
-            raise
-        return cls(step, children)
+        return cls(step, await _together([Child.start(spec, step.loop) for _ in range(step.processes)]))
 
     async def run(self, method: str, queries: int) -> Measurement:
         shares = split(queries, len(self.children))
@@ -146,6 +146,19 @@ class StepClients:
             await child.close()
 
 
+async def _together(starts: list[Coroutine[Any, Any, Opened]]) -> list[Opened]:
+    """Start children (or steps) at once, not one Python start-up after another; if one fails,
+    close those that started and raise its error."""
+    results = await asyncio.gather(*starts, return_exceptions=True)
+    opened = [r for r in results if not isinstance(r, BaseException)]
+    failed = [r for r in results if isinstance(r, BaseException)]
+    if failed:
+        for item in opened:
+            await item.close()
+        raise failed[0]
+    return opened
+
+
 async def pool_costs(dsn: str, sizes: Sizes, *, progress: Callable[[str], None]) -> PoolCosts:
     connections = sizes.pool_size
     plan = steps(connections, uvloop_version() is not None)
@@ -153,10 +166,9 @@ async def pool_costs(dsn: str, sizes: Sizes, *, progress: Callable[[str], None])
     queries = {"fetchrow": sizes.costs_fetchrow_queries, "fetch": sizes.costs_fetch_queries}
     clients: list[StepClients] = []
     try:
-        for step in plan:
-            if step.key not in skipped:
-                clients.append(await StepClients.open(step, dsn, connections, sizes.product_id))
-        with Pgbench(dsn, sizes.product_id) as pgbench:
+        clients = await _together([StepClients.open(step, dsn, connections, sizes.product_id)
+                                   for step in plan if step.key not in skipped])
+        with Pgbench(dsn, sizes.product_id, same_queries=sizes.pgbench_same_queries) as pgbench:
             methods = {method: await _method(method, plan, skipped, clients, queries[method], sizes, pgbench,
                                              progress)
                        for method in METHODS}
@@ -172,17 +184,17 @@ async def _method(method: str, plan: list[Step], skipped: dict[str, str], client
     measured: dict[str, list[Measurement]] = {c.step.key: [] for c in clients}
     ceiling: list[Measurement] = []
     pgbench_seconds: list[int] = []
-    for index in range(sizes.costs_rounds):
+    for index, share in enumerate(split(queries, sizes.costs_rounds)):
         turn: list[StepClients | None] = [*clients, None]  # None: pgbench's turn
         durations: list[float] = []
         for side in (turn if index % 2 == 0 else turn[::-1]):
             if side is None:
                 previous = durations or [m[-1].seconds for m in measured.values() if m]
-                seconds = seconds_for(statistics.mean(previous)) if previous else 1
-                pgbench_seconds.append(seconds)
-                ceiling.append(pgbench.run(method, sizes.pool_size, seconds))
+                ceiling.append(pgbench.beside(method, sizes.pool_size, queries=share,
+                                              seconds=statistics.mean(previous) if previous else 1.0,
+                                              spans=pgbench_seconds))
             else:
-                m = await side.run(method, split(queries, sizes.costs_rounds)[index])
+                m = await side.run(method, share)
                 measured[side.step.key].append(m)
                 durations.append(m.seconds)
         progress(f"pool costs, {method} round {index + 1}/{sizes.costs_rounds} done")

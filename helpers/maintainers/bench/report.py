@@ -90,7 +90,10 @@ def concurrent_section(results: LabResults, book: dict[str, dict[str, float]]) -
         "1. Concurrent queries vs the ceiling (the product query, product 100)", method_columns("side"), rows, [
             f"{w1.queries_per_side['fetchrow']:,} fetchrow and {w1.queries_per_side['fetch']:,} fetch queries per "
             f"side, in {w1.rounds} interleaved rounds; q/s = all queries / all seconds.",
-            "pgbench -M prepared -n -f script, -T = the asyncpg side's round time in whole seconds (at least 1).",
+            "pgbench -M prepared -n -f script, " + (
+                "-t = the asyncpg side's queries in the round, shared among its clients."
+                if results.sizes.pgbench_same_queries else
+                "-T = the asyncpg side's round time in whole seconds (at least 1)."),
             "fetchrow asks the server for one row; pgbench (and psycopg) read every row, so their fetchrow "
             "column runs the query with LIMIT 1: the same work.",
             f"10,000 fetchrow queries here (from the rates above): {here['sequential']:.1f} s sequential, "
@@ -209,8 +212,10 @@ def costs_sections(results: LabResults, verdict: str) -> list[Section]:
         p = data.pgbench
         rows.append([f"pgbench, {costs.connections} clients (the ceiling)", fmt(p.qps), times(1.0),
                      fmt(p.client_cpu_ms_per_query, ".3f"), "n/a", pct(p.client_busy), ""])
+        length = ("-t: as many queries as a step" if results.sizes.pgbench_same_queries
+                  else f"-T {', '.join(map(str, data.pgbench_seconds))} s")
         notes = [f"{costs.queries_per_step[method]:,} {method} queries per step in {costs.rounds} rounds, interleaved "
-                 f"with pgbench ({costs.connections} clients, -T {', '.join(map(str, data.pgbench_seconds))} s); "
+                 f"with pgbench ({costs.connections} clients, {length}); "
                  "each step in client processes of its own (pool_child.py), started before the rounds.",
                  "client CPU: the client processes' CPU time; server CPU: their backends' (psutil); client busy: "
                  "client CPU / wall time (100% = one core; step 5 has two processes, so up to 200%).",

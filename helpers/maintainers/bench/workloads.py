@@ -3,7 +3,8 @@
 Every comparison interleaves its sides: the queries of a side are split into rounds, and the
 sides take turns round by round (in reverse order every other round), so a burst of load from
 elsewhere on the machine falls on all of them.  pgbench runs as long as the asyncpg side at
-the same client count took in its latest round (in whole seconds, at least one).
+the same client count took in its latest round (in whole seconds, at least one); at the smoke
+size, as many queries as that side ran (`Sizes.pgbench_same_queries`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Callable
 
 from .clients import AsyncpgSide, PsycopgSide
 from .measure import Measurement, summarize
-from .pgbench import Pgbench, seconds_for
+from .pgbench import Pgbench
 from .queries import METHODS
 from .results import MethodSides, PoolSweep, ProductQueries, SweepMethod
 from .sizes import Sizes
@@ -46,7 +47,7 @@ async def product_queries(dsn: str, sizes: Sizes, *, rounds: int, queries: dict[
     asyncpg_side = await AsyncpgSide.open(dsn, size, sizes.product_id)
     psycopg_side = await PsycopgSide.open(dsn, size, sizes.product_id) if psycopg else None
     try:
-        with Pgbench(dsn, sizes.product_id) as pgbench:
+        with Pgbench(dsn, sizes.product_id, same_queries=sizes.pgbench_same_queries) as pgbench:
             per_method = {}
             for method in METHODS:
                 per_method[method] = await _interleaved(method, split(queries[method], rounds), asyncpg_side,
@@ -80,9 +81,8 @@ async def _interleaved(method: str, rounds: list[int], asyncpg_side: AsyncpgSide
                     continue
                 m = await psycopg_side.run(method, queries, concurrent=concurrent)
             else:
-                seconds = seconds_for(latest[concurrent])
-                pgbench_seconds[key].append(seconds)
-                m = pgbench.run(method, size if concurrent else 1, seconds)
+                m = pgbench.beside(method, size if concurrent else 1, queries=queries, seconds=latest[concurrent],
+                                   spans=pgbench_seconds[key])
             measured[key].append(m)
         progress(f"{method} round {index + 1}/{len(rounds)} done")
     sides = {key: (summarize(ms) if ms else None) for key, ms in measured.items()}
@@ -104,7 +104,7 @@ async def _interleaved(method: str, rounds: list[int], asyncpg_side: AsyncpgSide
 async def pool_sweep(dsn: str, sizes: Sizes, *, progress: Progress) -> PoolSweep:
     """Workload 2: the same concurrent queries on pools of growing size, each beside pgbench with as many clients."""
     result = PoolSweep(pool_sizes=list(sizes.pool_sizes), methods={})
-    with Pgbench(dsn, sizes.product_id) as pgbench:
+    with Pgbench(dsn, sizes.product_id, same_queries=sizes.pgbench_same_queries) as pgbench:
         for method in METHODS:
             queries = sizes.sweep_fetchrow_queries if method == "fetchrow" else sizes.sweep_fetch_queries
             asyncpg_qps: list[float] = []
@@ -116,7 +116,7 @@ async def pool_sweep(dsn: str, sizes: Sizes, *, progress: Progress) -> PoolSweep
                     m = await side.run(method, queries, concurrent=True)
                 finally:
                     await side.close()
-                ceiling = pgbench.run(method, size, seconds_for(m.seconds))
+                ceiling = pgbench.beside(method, size, queries=queries, seconds=m.seconds)
                 asyncpg_qps.append(m.qps)
                 pgbench_qps.append(ceiling.qps)
                 client_busy.append(m.client_cpu / m.seconds if m.client_cpu is not None else None)
