@@ -43,7 +43,7 @@ def lab(chromium: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[La
 
 @pytest.fixture(scope="module")
 def lab_context(browser, lab: Lab):
-    """One browser profile for all notebooks: JupyterLab's scripts are loaded from its cache after the first."""
+    """The browser profile of the JupyterLab page (a page that breaks is replaced in the same profile)."""
     context = browser.new_context(viewport=VIEWPORT)
     context.set_default_timeout(60_000)
     yield context
