@@ -8,8 +8,8 @@ its kernels) is stopped through its shutdown API; its log goes to
 artifacts/browser/jupyter-lab.log.
 
 All notebooks of a module run in one JupyterLab page (LabWindow): the app's scripts and
-plugins (3-6 s per page load on a busy 2-core machine) start once, and each notebook is then opened in it as
-from the file browser, alone in the main area, with a kernel of its own.
+plugins (3-6 s per page load on a busy 2-core machine) start once, and each notebook is then
+opened in it as from the file browser, alone in the main area, with a kernel of its own.
 
 The fixtures (tests/browser/conftest.py) skip every test that needs Chromium, with the
 reason, when it is missing.  Settings: COURSE_CHROMIUM (default /usr/bin/chromium),
