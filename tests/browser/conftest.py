@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from .harness import CHROMIUM, CHROMIUM_ARGS, VIEWPORT, Lab, running_lab
+from .harness import CHROMIUM, CHROMIUM_ARGS, VIEWPORT, Lab, LabWindow, running_lab
 
 
 @pytest.fixture(scope="session")
@@ -43,8 +43,16 @@ def lab(chromium: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[La
 
 @pytest.fixture(scope="module")
 def lab_context(browser, lab: Lab):
-    """One browser profile for all notebooks: JupyterLab's scripts are loaded from its cache after the first."""
+    """The browser profile of the JupyterLab page (a page that breaks is replaced in the same profile)."""
     context = browser.new_context(viewport=VIEWPORT)
     context.set_default_timeout(60_000)
     yield context
     context.close()
+
+
+@pytest.fixture(scope="module")
+def lab_window(lab_context, lab: Lab) -> Iterator[LabWindow]:
+    """One JupyterLab page for all notebooks: the app starts once, not once per notebook."""
+    window = LabWindow(lab_context, lab)
+    yield window
+    window.quit()

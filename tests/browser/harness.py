@@ -7,6 +7,10 @@ Nothing is ever saved: autosave is off and the server only sees the copy.  The s
 its kernels) is stopped through its shutdown API; its log goes to
 artifacts/browser/jupyter-lab.log.
 
+All notebooks of a module run in one JupyterLab page (LabWindow): the app's scripts and
+plugins (3-6 s per page load on a busy 2-core machine) start once, and each notebook is then
+opened in it as from the file browser, alone in the main area, with a kernel of its own.
+
 The fixtures (tests/browser/conftest.py) skip every test that needs Chromium, with the
 reason, when it is missing.  Settings: COURSE_CHROMIUM (default /usr/bin/chromium),
 COURSE_BROWSER_TIMEOUT (seconds one notebook's Run All may take, default 300),
@@ -81,6 +85,47 @@ class Lab:
         for session in self.api("GET", "api/sessions"):  # type: ignore[union-attr]
             if session["path"] == name:
                 self.api("DELETE", f"api/sessions/{session['id']}")
+
+
+class LabWindow:
+    """One JupyterLab page that opens one notebook at a time, as a learner does from the file
+    browser; loaded again only when a test left it in doubt (a dialog open, the page gone)."""
+
+    def __init__(self, context, lab: Lab) -> None:  # context: a Playwright BrowserContext
+        self.context, self.lab = context, lab
+        self.page = None
+
+    def open(self, name: str):
+        """The page with notebook `name` opening in it (its kernel starting), nothing else open."""
+        if self.page is None or self.page.is_closed():
+            self.page = self.context.new_page()
+            # `reset` starts from an empty workspace: no notebook opens with the app
+            self.page.goto(f"{self.lab.url}lab?reset&token={self.lab.token}")
+            self.page.wait_for_function("() => window.jupyterapp", timeout=120_000, polling=100)
+            self.page.evaluate("() => window.jupyterapp.restored.then(() => true)")
+        self.page.evaluate("path => window.jupyterapp.commands.execute('docmanager:open', "
+                           "{path, factory: 'Notebook'}).then(() => true)", name)
+        return self.page
+
+    def close(self, name: str) -> None:
+        """Close notebook `name` without saving and shut down its kernel; a page left with a dialog
+        open is dropped, so the next notebook starts in a new one."""
+        from playwright.sync_api import Error as PageError
+
+        if self.page is not None and not self.page.is_closed():
+            try:
+                stuck = self.page.evaluate("() => { for (const w of [...window.jupyterapp.shell.widgets('main')]) "
+                                           "w.dispose(); return !!document.querySelector('.jp-Dialog'); }")
+            except PageError:  # a page whose app broke is replaced
+                stuck = True
+            if stuck:
+                self.page.close()
+                self.page = None
+        self.lab.close_sessions(name)
+
+    def quit(self) -> None:
+        if self.page is not None and not self.page.is_closed():
+            self.page.close()
 
 
 def free_port() -> int:

@@ -6,6 +6,9 @@ building blocks tested without a browser.
 - Slides that fit: every deck of the course, every slide measured in Chromium at the deck's
   own size (1280×720): none may be taller than two screens (the count taller than one is
   printed and written to artifacts/browser/slide-heights.json).
+
+The site is built once for the module (the `built` fixture), and pages are waited on for what
+they load (fonts, images, the network falling quiet), not for fixed times.
 - Navigation: every HTML page has Previous · Contents · Next at its top and its end, and the
   links lead where they say; the index keeps names like `copy_records_to_table` intact.
 - Speaker notes: every `##` section of every notebook has notes, and each deck carries them.
@@ -43,8 +46,18 @@ def _open_offline(context, url: str) -> OfflinePage:
     page.on("pageerror", lambda error: opened.errors.append(str(error)))
     page.route(re.compile(r"^https?://(?!(127\.0\.0\.1|localhost)[:/])"), lambda route: route.abort())
     page.goto(url, wait_until="load")
-    page.wait_for_timeout(1000)  # module scripts, fonts and diagrams finish after `load`
+    page.wait_for_load_state("networkidle")  # module scripts, fonts and diagrams load after `load`
+    _settle(page)
     return opened
+
+
+#: True once the page's fonts and images have loaded (what may still change a page's layout).
+SETTLED_JS = "() => document.fonts.status === 'loaded' && [...document.images].every(img => img.complete)"
+
+
+def _settle(page) -> None:
+    page.wait_for_function(SETTLED_JS, timeout=15_000, polling=50)
+    page.evaluate("() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(() => done(true))))")
 
 
 def _diagrams(page) -> tuple[int, int]:
@@ -65,13 +78,11 @@ def _notebooks_and_vendor_or_skip() -> None:
 
 
 @pytest.mark.browser
-def test_static_html_and_slides_load_nothing_from_outside(browser, tmp_path: Path) -> None:
+def test_static_html_and_slides_load_nothing_from_outside(browser, built: Site) -> None:
     """`make html` and `make slides` pages open from file:// with no request beyond the machine."""
-    _notebooks_and_vendor_or_skip()
     # a notebook with a Mermaid diagram if there is one (it loads the most), else the first
-    sample = next((p for p in NOTEBOOKS if "```mermaid" in p.read_text()), NOTEBOOKS[0])
-    html_page = site.build_html(tmp_path / "html", [sample])[0]
-    deck = site.build_slides(tmp_path / "slides", [sample])[0]
+    number = next((n for n, p in enumerate(NOTEBOOKS) if "```mermaid" in p.read_text()), 0)
+    sample, html_page, deck = NOTEBOOKS[number], built.html[number], built.slides[number]
     context = browser.new_context(viewport={"width": 1280, "height": 800})
     try:
         html = _open_offline(context, html_page.as_uri())
@@ -90,10 +101,10 @@ def test_static_html_and_slides_load_nothing_from_outside(browser, tmp_path: Pat
         page.wait_for_function("() => window.Reveal && Reveal.isReady()", timeout=15_000)
         count = page.evaluate("() => Reveal.getTotalSlides()")
         diagrams, drawn = _diagrams(page)
-        for _ in range(count):  # every slide once: nothing may load on the way either
-            page.evaluate("() => Reveal.next()")
-        page.evaluate("() => Reveal.slide(0, 0)")
-        page.wait_for_timeout(500)
+        # every slide once: nothing may load on the way either
+        page.evaluate("count => { for (let i = 0; i < count; i++) Reveal.next(); Reveal.slide(0, 0); }", count)
+        _settle(page)
+        page.wait_for_timeout(500)  # the transition back to the title, for the screenshot
         page.screenshot(path=str(ARTIFACTS / f"slides-{sample.stem}.png"))
         assert not slides.outside, f"the slides asked for {slides.outside}"
         assert not slides.errors, f"script errors in the slides: {slides.errors}"
@@ -125,13 +136,18 @@ def test_static_pages_link_pages_and_take_titles_from_headings() -> None:
 # --- slides that fit, navigation, speaker notes (the whole course, built once) -----------
 
 #: Every slide in the deck: its position, heading and content height in slide pixels (the deck
-#: is scaled to the window; heights are divided by that scale).
+#: is scaled to the window; heights are divided by that scale).  reveal.js hides the slides
+#: away from the current one (display: none); a style shows them all for one layout pass, so
+#: the whole deck is measured at once instead of slide by slide (the same heights, a tenth of
+#: the time), and goes again when they are measured.
 SLIDE_HEIGHTS_JS = """
 () => {
   const height = Reveal.getConfig().height;
+  const showAll = document.createElement('style');
+  showAll.textContent = '.reveal .slides section { display: block !important; }';
+  document.head.appendChild(showAll);
   const slides = Reveal.getSlides().map(slide => {
     const {h, v} = Reveal.getIndices(slide);
-    Reveal.slide(h, v);
     slide.scrollTop = 0;
     const top = slide.getBoundingClientRect().top;
     const bottoms = [...slide.children].filter(c => c.tagName !== 'ASIDE').map(c => c.getBoundingClientRect().bottom);
@@ -140,6 +156,7 @@ SLIDE_HEIGHTS_JS = """
     return {h, v: v || 0, height: Math.round(content),
             heading: heading ? heading.textContent.replace('¶', '').trim() : ''};
   });
+  showAll.remove();
   return {height, slides};
 }
 """
@@ -166,17 +183,18 @@ def test_no_slide_is_taller_than_two_screens(browser, built: Site) -> None:
     context = browser.new_context(viewport={"width": width, "height": height})
     report, too_tall = {}, []
     try:
+        # one page for every deck, as a reader going from deck to deck: reveal.js and Mermaid are
+        # compiled once, not ten times (half the test's time)
+        page = context.new_page()
         for deck in built.slides:
-            page = context.new_page()
             page.goto(deck.as_uri(), wait_until="load")
             page.wait_for_function("() => window.Reveal && Reveal.isReady()", timeout=15_000)
-            page.wait_for_timeout(300)  # fonts and images settle
+            _settle(page)
             measured = page.evaluate(SLIDE_HEIGHTS_JS)
             if deck.stem.startswith("04"):
                 page.evaluate("() => Reveal.slide(4, 0)")
                 page.wait_for_timeout(300)
                 page.screenshot(path=str(ARTIFACTS / f"slide-{deck.stem}.png"))
-            page.close()
             assert measured["height"] == height, measured["height"]
             report[deck.stem] = measured["slides"]
             too_tall += [f"{deck.stem} slide {s['h']}.{s['v']} ({s['heading']!r}): {s['height']} px"
