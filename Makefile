@@ -56,9 +56,11 @@ $(LAB_OVERRIDES): $(STAMP)
 lab: setup $(LAB_OVERRIDES)
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(ROOT_FLAG)
 
-# Two xdist workers, a file per worker at a time, longest first (tests/scheduling.py).
+# Setup and lint side by side (the server and template build beside mypy), then two xdist
+# workers, a file per worker at a time, longest first (tests/scheduling.py).
 # PYTEST_ARGS adds options, e.g. `make test PYTEST_ARGS="--durations=0"` for every test's time.
-test: setup lint
+test:
+	@$(MAKE) --no-print-directory -j2 setup lint
 	$(PY) -m pytest -n 2 --dist loadfile --durations=20 $(PYTEST_ARGS)
 
 lint: $(STAMP)

@@ -86,10 +86,16 @@ def test_prefix_a_database_name_cannot_hold(bad: str, monkeypatch: pytest.Monkey
     raises_quickly(ConfigError, "cannot be part of a database name", lambda: asyncio.run(notebook_database("x")))
 
 
+SEEDED_HUB_USER = "Robert'); DROP DATABASE postgres;--"
+
+
 @pytest.mark.parametrize("hub_user", ["jovyan", "Alice.Smith@example.org", "1st-user", "ünïcode", "x" * 80,
-                                      "team__3", "Robert'); DROP DATABASE postgres;--", "_"])
+                                      "team__3", SEEDED_HUB_USER, "_"])
 def test_jupyterhub_user_is_mapped_to_a_valid_prefix(hub_user: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Any JupyterHub name gives a valid prefix and a working database, never an SQL error."""
+    """Any JupyterHub name gives a valid prefix and a working database, never an SQL error.
+
+    One name also gets the seeded template and a clone of it (the names the mapping gives are
+    all of one alphabet, so one build proves the template's name for all, in seconds less)."""
     monkeypatch.delenv("COURSE_DB_PREFIX", raising=False)
     monkeypatch.setenv("JUPYTERHUB_USER", hub_user)
     target = resolve()
@@ -97,7 +103,7 @@ def test_jupyterhub_user_is_mapped_to_a_valid_prefix(hub_user: str, monkeypatch:
     assert target.prefix_source == f"JUPYTERHUB_USER={hub_user!r}"
     if hub_user == "jovyan":
         assert target.prefix == "jovyan"
-    dsn = asyncio.run(notebook_database("hub"))
+    dsn = asyncio.run(notebook_database("hub", seeded=hub_user == SEEDED_HUB_USER))
     try:
         assert value(dsn, "SELECT current_database()") == f"{target.prefix}__hub"
     finally:

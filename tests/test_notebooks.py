@@ -6,7 +6,9 @@ course order and two notebooks at a time (see tests/scheduling.py).
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import re
 import subprocess
 import sys
@@ -14,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers import drop_course_databases
 from helpers.maintainers.notebooks import RAISES_TAG
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -98,13 +101,26 @@ def test_stored_outputs_are_one_real_run(path: Path) -> None:
 
 
 def _nbval(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q",
-                           f"--nbval-sanitize-with={ROOT / 'tests' / 'nbval_sanitize.cfg'}", *args],
-                          cwd=cwd, capture_output=True, text=True, timeout=1800)
+    """nbval in a pytest of its own, under a prefix of its own: the session's nbval run of the
+    same notebook, on the other worker, keeps its database."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("COURSE_DB_PREFIX", f"nbval{os.getpid()}")
+        try:
+            return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q",
+                                   f"--nbval-sanitize-with={ROOT / 'tests' / 'nbval_sanitize.cfg'}", *args],
+                                  cwd=cwd, capture_output=True, text=True, timeout=1800)
+        finally:
+            asyncio.run(drop_course_databases())
+
+
+def _code_index(notebook: dict, cell: dict) -> int:
+    """nbval's number for a cell: its position among the code cells."""
+    return [c for c in notebook["cells"] if c["cell_type"] == "code"].index(cell)
 
 
 def test_nbval_catches_a_changed_output(tmp_path: Path) -> None:
-    """Change one compared output in a copy: nbval must fail on that cell, and pass on the original."""
+    """Change one compared output in a copy: nbval must fail on that cell and nowhere else, and
+    pass on every cell of the original."""
     source = ROOT / "notebooks" / "01_connect.ipynb"
     nb = json.loads(source.read_text())
     target = next(c for c in nb["cells"] if c["cell_type"] == "code" and not _source(c).startswith("# NBVAL")
@@ -115,11 +131,11 @@ def test_nbval_catches_a_changed_output(tmp_path: Path) -> None:
     for name, notebook in (("changed.ipynb", nb), ("original.ipynb", json.loads(source.read_text()))):
         (tmp_path / name).write_text(json.dumps(notebook))
     (tmp_path / "pytest.ini").write_text("[pytest]\naddopts = --nbval --nbval-current-env\n")
-    changed = _nbval("changed.ipynb", cwd=tmp_path)
-    assert changed.returncode == 1, changed.stdout
-    assert "a line the code never prints" in changed.stdout
-    original = _nbval("original.ipynb", cwd=tmp_path)
-    assert original.returncode == 0, original.stdout[-3000:]
+    run = _nbval("-rf", "changed.ipynb", "original.ipynb", cwd=tmp_path)  # one session, a kernel per file
+    failed = [line.split(" - ")[0] for line in run.stdout.splitlines() if line.startswith("FAILED")]
+    assert run.returncode == 1, run.stdout[-3000:]
+    assert failed == [f"FAILED changed.ipynb::Cell {_code_index(nb, target)}"], run.stdout[-3000:]
+    assert "a line the code never prints" in run.stdout
 
 
 def test_make_test_runs_notebooks_in_reverse_two_at_a_time() -> None:
