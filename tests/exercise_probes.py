@@ -238,7 +238,7 @@ def turns(stem: str, number: int, check_source: str, solution: str) -> list[Turn
             Turn("the check after the solution", check_source, must_end_with=f"Exercise {number} passed")]
 
 
-class Probe(IPyNbCell):  # type: ignore[misc]  # nbval has no type hints
+class Probe(IPyNbCell):
     """A cell nbval did not collect, run in its kernel; it fails on an error or a wrong message."""
 
     def __init__(self, name: str, parent: IPyNbFile, cell_num: int, turn: Turn) -> None:
