@@ -7,7 +7,6 @@ to show that a probe fails on it and that the probes run in order right after ea
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import subprocess
@@ -17,7 +16,6 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from helpers import drop_course_databases
 from tests.exercise_probes import WRONG, role, solution_code
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,16 +37,7 @@ def test_every_exercise_has_a_wrong_answer_and_a_solution() -> None:
                 assert solution_code(cell).strip(), f"{stem}: exercise {r[0]} has an empty solution"
 
 
-@pytest.fixture
-def own_prefix() -> object:
-    """A prefix of this test's own: the broken copy never touches the databases nbval is using."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("COURSE_DB_PREFIX", f"probe{os.getpid()}")
-        yield
-        asyncio.run(drop_course_databases())
-
-
-@pytest.mark.usefixtures("own_prefix")
+@pytest.mark.usefixtures("prefix")  # the broken copy's databases are its own, not the session's 06
 def test_a_broken_reference_solution_fails_its_probe(tmp_path: Path) -> None:
     notebook = nbformat.read(NOTEBOOKS[BROKEN], as_version=4)
     cells = {role(c): c for c in notebook.cells if role(c)}

@@ -6,9 +6,7 @@ course order and two notebooks at a time (see tests/scheduling.py).
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
 import re
 import subprocess
 import sys
@@ -16,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from helpers import drop_course_databases
 from helpers.maintainers.notebooks import RAISES_TAG
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -101,16 +98,9 @@ def test_stored_outputs_are_one_real_run(path: Path) -> None:
 
 
 def _nbval(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    """nbval in a pytest of its own, under a prefix of its own: the session's nbval run of the
-    same notebook, on the other worker, keeps its database."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("COURSE_DB_PREFIX", f"nbval{os.getpid()}")
-        try:
-            return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q",
-                                   f"--nbval-sanitize-with={ROOT / 'tests' / 'nbval_sanitize.cfg'}", *args],
-                                  cwd=cwd, capture_output=True, text=True, timeout=1800)
-        finally:
-            asyncio.run(drop_course_databases())
+    return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q",
+                           f"--nbval-sanitize-with={ROOT / 'tests' / 'nbval_sanitize.cfg'}", *args],
+                          cwd=cwd, capture_output=True, text=True, timeout=1800)
 
 
 def _code_index(notebook: dict, cell: dict) -> int:
@@ -118,6 +108,7 @@ def _code_index(notebook: dict, cell: dict) -> int:
     return [c for c in notebook["cells"] if c["cell_type"] == "code"].index(cell)
 
 
+@pytest.mark.usefixtures("prefix")  # its own databases: the session's nbval run of 01 keeps its own
 def test_nbval_catches_a_changed_output(tmp_path: Path) -> None:
     """Change one compared output in a copy: nbval must fail on that cell and nowhere else, and
     pass on every cell of the original."""
