@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
@@ -33,10 +34,7 @@ class AsyncpgSide:
             held = [await pool.acquire() for _ in range(size)]
             try:
                 pids = [conn.get_server_pid() for conn in held]
-                rows = {}
-                for conn in held:  # prepare (and cache) the statement on every connection
-                    for method in METHODS:
-                        rows[method] = _count(await getattr(conn, method)(asyncpg_sql(), product_id))
+                rows = await _warm(held, lambda conn, method: getattr(conn, method)(asyncpg_sql(), product_id))
             finally:
                 for conn in held:
                     await pool.release(conn)
@@ -88,10 +86,7 @@ class PsycopgSide:
             held = [await pool.getconn() for _ in range(size)]
             try:
                 pids = [conn.info.backend_pid for conn in held]
-                rows = {}
-                for conn in held:
-                    for method in METHODS:
-                        rows[method] = _count(await _psycopg_query(conn, method, product_id))
+                rows = await _warm(held, lambda conn, method: _psycopg_query(conn, method, product_id))
             finally:
                 for conn in held:
                     await pool.putconn(conn)
@@ -124,6 +119,16 @@ async def _run(one: Any, method: str, queries: int, concurrent: bool, pids: list
             for _ in range(queries):
                 await one(method)
     return Measurement(queries, meter.seconds, meter.client_cpu, meter.server_cpu)
+
+
+async def _warm(held: list[Any], query: Callable[[Any, str], Awaitable[Any]]) -> dict[str, int]:
+    """Run each method once on every held connection, so each has its statement prepared and
+    cached before anything is timed; returns the rows one query gives, per method."""
+    rows = {}
+    for conn in held:
+        for method in METHODS:
+            rows[method] = _count(await query(conn, method))
+    return rows
 
 
 def _count(result: Any) -> int:

@@ -1,4 +1,5 @@
-"""How big each workload is: the book's sizes by default, a one-minute version with --quick."""
+"""How big each workload is: the book's sizes by default, a one-minute version with --quick,
+and --smoke, the smallest run that fills every figure (for the tests)."""
 
 from __future__ import annotations
 
