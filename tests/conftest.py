@@ -11,13 +11,16 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import signal
 import socket
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import asyncpg
+import psutil
 import pytest
 
 from helpers import drop_course_databases
@@ -90,6 +93,32 @@ def via_url(tcp_server: EmbeddedServer, prefix: str, monkeypatch: pytest.MonkeyP
     url = tcp_server.dsn()
     monkeypatch.setenv("DATABASE_URL", url)
     return url
+
+
+def kill_9(server: EmbeddedServer) -> None:
+    """SIGKILL the postmaster, as the OOM killer or a dying laptop would, and wait until its backends are gone.
+
+    The backends notice the postmaster's death on their own, but not at once: a query that reaches
+    an idle backend before it has noticed still runs and answers. Waiting for them makes "the
+    connection is broken now" true, which is what a learner sees after a real crash.
+    """
+    running = server.running()
+    assert running is not None
+    postmaster = psutil.Process(running.pid)
+    processes = [postmaster, *postmaster.children()]
+    os.kill(running.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while any(_alive(process) for process in processes):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still alive 10 s after SIGKILL of the postmaster: {processes}")
+        time.sleep(0.02)
+
+
+def _alive(process: psutil.Process) -> bool:
+    try:
+        return process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 @pytest.fixture

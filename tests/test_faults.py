@@ -7,18 +7,16 @@ embedded server, so killing it touches nothing else.
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 import time
 from collections.abc import Iterator
 
-import psutil
 import pytest
 
 from helpers import ServerError, databases, notebook_database
 from helpers.admin.server import EmbeddedServer
 from helpers.connection import connected, server_dsn
 from helpers.target import resolve
+from tests.conftest import kill_9
 
 pytestmark = pytest.mark.slow
 
@@ -31,22 +29,6 @@ def crash_server(scratch_server: EmbeddedServer, monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("COURSE_DB_PREFIX", "crash")
     scratch_server.start()
     yield scratch_server
-
-
-def kill_9(server: EmbeddedServer) -> None:
-    """SIGKILL the postmaster, as the OOM killer or a dying laptop would, and wait until it is gone."""
-    running = server.running()
-    assert running is not None
-    os.kill(running.pid, signal.SIGKILL)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            if psutil.Process(running.pid).status() == psutil.STATUS_ZOMBIE:
-                return
-        except psutil.NoSuchProcess:
-            return
-        time.sleep(0.05)
-    raise AssertionError("the postmaster survived SIGKILL")
 
 
 async def next_brand_id(notebook: str) -> int:

@@ -13,7 +13,7 @@ import pytest
 
 from helpers.admin.server import EmbeddedServer, binary
 from helpers.errors import ServerError
-from tests.conftest import query, value
+from tests.conftest import kill_9, query, value
 
 
 def test_socket_only_server_starts_reuses_and_stops(scratch_server: EmbeddedServer) -> None:
@@ -43,8 +43,7 @@ def test_recovers_after_kill_9(scratch_server: EmbeddedServer) -> None:
     query(dsn, "CREATE TABLE kept (x int)")
     query(dsn, "INSERT INTO kept VALUES (42)")
     pid = scratch_server.running().pid
-    os.kill(pid, signal.SIGKILL)
-    _wait_gone(pid)
+    kill_9(scratch_server)
     assert scratch_server.running() is None  # the stale postmaster.pid is recognised as stale
     started = time.monotonic()
     scratch_server.start()
@@ -108,15 +107,6 @@ def test_ships_psql_and_pgbench() -> None:
         assert "18." in out
 
 
-
-
-def _wait_gone(pid: int) -> None:
-    for _ in range(100):
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.05)
 
 
 def test_another_clusters_postmaster_behind_a_reused_pid_is_not_ours(scratch_server: EmbeddedServer,
