@@ -16,7 +16,10 @@ from helpers import template_fingerprint
 from helpers.databases import ensure_template
 from tests.scheduling import pytest_collection_modifyitems  # noqa: F401  (a hook: `make test` groups by notebook)
 
-pytest_plugins = ["tests.exercise_probes"]  # each exercise tried wrong and right in its notebook's nbval kernel
+pytest_plugins = [
+    "tests.exercise_probes",  # each exercise tried wrong and right in its notebook's nbval kernel
+    "tests.kernels",  # nbval's kernels on Unix sockets: no TCP port races when many start at once
+]
 
 _BEFORE: dict[str, tuple[int, str]] = {}
 
