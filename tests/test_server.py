@@ -30,7 +30,6 @@ def test_socket_only_server_starts_reuses_and_stops(scratch_server: EmbeddedServ
     assert scratch_server.stop() is False
 
 
-
 def test_tcp_server_listens_on_loopback_only_with_password(tcp_server: EmbeddedServer) -> None:
     assert value(tcp_server.dsn(), "SHOW listen_addresses") == "127.0.0.1"
     wrong = tcp_server.dsn().replace("course-test", "nope")
@@ -105,8 +104,6 @@ def test_ships_psql_and_pgbench() -> None:
     for name in ("psql", "pgbench"):
         out = subprocess.run([binary(name), "--version"], capture_output=True, text=True, check=True).stdout
         assert "18." in out
-
-
 
 
 def test_another_clusters_postmaster_behind_a_reused_pid_is_not_ours(scratch_server: EmbeddedServer,
