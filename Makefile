@@ -57,11 +57,12 @@ lab: setup $(LAB_OVERRIDES)
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(ROOT_FLAG)
 
 # Setup and lint side by side (the server and template build beside mypy), then two xdist
-# workers, a file per worker at a time, longest first (tests/scheduling.py).
+# workers, a file per worker at a time, in tests/scheduling.py's order: longest first
+# (--no-loadscope-reorder keeps xdist from queueing the files with the most tests first).
 # PYTEST_ARGS adds options, e.g. `make test PYTEST_ARGS="--durations=0"` for every test's time.
 test:
 	@$(MAKE) --no-print-directory -j2 setup lint
-	$(PY) -m pytest -n 2 --dist loadfile --durations=20 $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 --dist loadfile --no-loadscope-reorder --durations=20 $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

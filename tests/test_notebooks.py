@@ -132,7 +132,7 @@ def test_nbval_catches_a_changed_output(tmp_path: Path) -> None:
 def test_make_test_runs_notebooks_in_reverse_two_at_a_time() -> None:
     """The one nbval run of `make test` proves order-independence and isolation: the notebooks are
     queued last to first (tests/scheduling.py) and two xdist workers run two of them at once."""
-    assert "-n 2 --dist loadfile" in (ROOT / "Makefile").read_text()
+    assert "-n 2 --dist loadfile --no-loadscope-reorder" in (ROOT / "Makefile").read_text()  # xdist keeps our order
     listed = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
                              *[str(p) for p in NOTEBOOKS[:3]]], cwd=ROOT, capture_output=True, text=True, timeout=120)
     files = [line.split("::")[0] for line in listed.stdout.splitlines() if "::" in line]
