@@ -185,7 +185,7 @@ def index_section(results: LabResults, effect: IndexEffect) -> Section:
                    ["measurement", "no index", "index"], rows, [
                        f"With the index: {w6.queries_per_side['fetch']:,} fetch queries per side in {w6.rounds} "
                        "interleaved round(s); CPU: this process's CPU time, and the CPU time of the backends serving "
-                       "the pool (psutil), over the side's wall time.",
+                       "the pool (from the operating system), over the side's wall time.",
                        "asyncpg's pool also sends a reset query (RESET ALL and friends) when a connection is released.",
                        effect.verdict])
 
@@ -217,7 +217,7 @@ def costs_sections(results: LabResults, verdict: str) -> list[Section]:
         notes = [f"{costs.queries_per_step[method]:,} {method} queries per step in {costs.rounds} rounds, interleaved "
                  f"with pgbench ({costs.connections} clients, {length}); "
                  "each step in client processes of its own (pool_child.py), started before the rounds.",
-                 "client CPU: the client processes' CPU time; server CPU: their backends' (psutil); client busy: "
+                 "client CPU: the client processes' CPU time; server CPU: their backends'; client busy: "
                  "client CPU / wall time (100% = one core; step 5 has two processes, so up to 200%).",
                  f"limit: pgbench ≥ {derive.CLIENT_BOUND_RATIO}× the step's rate → client (the Python client); "
                  f"≤ {derive.SERVER_BOUND_RATIO}× → server; between the two → between."]
