@@ -44,7 +44,7 @@ def test_a_broken_reference_solution_fails_its_probe(tmp_path: Path) -> None:
     solution, stub = cells[(1, "solution")], cells[(1, "answer")].source
     solution.source = solution.source.replace(solution_code(solution), stub)  # the "solution" is the stub
     nbformat.write(notebook, tmp_path / f"{BROKEN}.ipynb")
-    (tmp_path / "pytest.ini").write_text("[pytest]\naddopts = --nbval --nbval-current-env -p tests.exercise_probes\n")
+    (tmp_path / "pytest.ini").write_text("[pytest]\naddopts = --nbval --nbval-current-env -p tests.exercise_probes -p tests.kernels\n")
     run = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-v", "-rf",
                           f"--nbval-sanitize-with={ROOT / 'tests' / 'nbval_sanitize.cfg'}", f"{BROKEN}.ipynb"],
                          cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)},

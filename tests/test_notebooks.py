@@ -7,6 +7,7 @@ course order and two notebooks at a time (see tests/scheduling.py).
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -100,7 +101,8 @@ def test_stored_outputs_are_one_real_run(path: Path) -> None:
 def _nbval(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q",
                            f"--nbval-sanitize-with={ROOT / 'tests' / 'nbval_sanitize.cfg'}", *args],
-                          cwd=cwd, capture_output=True, text=True, timeout=1800)
+                          cwd=cwd, env={**os.environ, "PYTHONPATH": str(ROOT)},  # tests.kernels outside ROOT
+                          capture_output=True, text=True, timeout=1800)
 
 
 def _code_index(notebook: dict, cell: dict) -> int:
@@ -121,7 +123,7 @@ def test_nbval_catches_a_changed_output(tmp_path: Path) -> None:
     stream["text"] = ["a line the code never prints\n"]
     for name, notebook in (("changed.ipynb", nb), ("original.ipynb", json.loads(source.read_text()))):
         (tmp_path / name).write_text(json.dumps(notebook))
-    (tmp_path / "pytest.ini").write_text("[pytest]\naddopts = --nbval --nbval-current-env\n")
+    (tmp_path / "pytest.ini").write_text("[pytest]\naddopts = --nbval --nbval-current-env -p tests.kernels\n")
     run = _nbval("-rf", "changed.ipynb", "original.ipynb", cwd=tmp_path)  # one session, a kernel per file
     failed = [line.split(" - ")[0] for line in run.stdout.splitlines() if line.startswith("FAILED")]
     assert run.returncode == 1, run.stdout[-3000:]
