@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
@@ -36,6 +37,7 @@ class OfflinePage:
     page: object  # a Playwright Page
     outside: list[str]  # requests beyond file:// and localhost (all blocked)
     errors: list[str]  # uncaught script errors
+    loading: set[object] = field(default_factory=set)  # requests not finished yet
 
 
 def _open_offline(context, url: str) -> OfflinePage:
@@ -43,12 +45,33 @@ def _open_offline(context, url: str) -> OfflinePage:
     opened = OfflinePage(context.new_page(), [], [])
     page = opened.page
     page.on("request", lambda request: None if LOCAL_URL.match(request.url) else opened.outside.append(request.url))
+    # Playwright takes Python functions as handlers (it marks them), so these wrap the set methods
+    page.on("request", lambda request: opened.loading.add(request))
+    page.on("requestfinished", lambda request: opened.loading.discard(request))
+    page.on("requestfailed", lambda request: opened.loading.discard(request))
     page.on("pageerror", lambda error: opened.errors.append(str(error)))
     page.route(re.compile(r"^https?://(?!(127\.0\.0\.1|localhost)[:/])"), lambda route: route.abort())
     page.goto(url, wait_until="load")
-    page.wait_for_load_state("networkidle")  # module scripts, fonts and diagrams load after `load`
+    _wait_until_quiet(opened)  # module scripts, fonts and diagrams load after `load`
     _settle(page)
     return opened
+
+
+def _wait_until_quiet(opened: OfflinePage, quiet: float = 0.5, timeout: float = 30) -> None:
+    """Until no request has been loading for `quiet` seconds.
+
+    Playwright's "networkidle" is Chromium's own idleness timer; on a loaded machine it once
+    never fired for a deck whose requests had all finished. Counting the requests says the
+    same thing, and names the ones still loading if it times out.
+    """
+    deadline = time.monotonic() + timeout
+    quiet_since = time.monotonic()
+    while time.monotonic() - quiet_since < quiet:
+        opened.page.wait_for_timeout(50)  # Playwright delivers the page's events while it waits
+        if opened.loading:
+            quiet_since = time.monotonic()
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still loading after {timeout:.0f} s: {[r.url for r in opened.loading]}")
 
 
 #: True once the page's fonts and images have loaded (what may still change a page's layout).
