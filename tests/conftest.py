@@ -13,6 +13,8 @@ import os
 import shutil
 import signal
 import socket
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -27,6 +29,18 @@ from helpers import drop_course_databases
 from helpers.admin.server import EmbeddedServer
 
 TCP_PASSWORD = "course-test"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def nbval_in(folder: Path, *args: str, plugins: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
+    """pytest with strict nbval on notebooks written to `folder`, outside the repository: the
+    course's sanitize rules, nbval's kernels on Unix sockets (tests.kernels) and `plugins`."""
+    enabled = " ".join(f"-p {plugin}" for plugin in ("tests.kernels", *plugins))
+    (folder / "pytest.ini").write_text(f"[pytest]\naddopts = --nbval --nbval-current-env {enabled}\n")
+    return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider",
+                           f"--nbval-sanitize-with={ROOT / 'tests' / 'nbval_sanitize.cfg'}", *args],
+                          cwd=folder, env={**os.environ, "PYTHONPATH": str(ROOT)},  # tests.* importable there
+                          capture_output=True, text=True, timeout=1800)
 
 
 def query(dsn: str, sql: str, *args: object) -> list:

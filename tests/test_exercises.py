@@ -7,15 +7,13 @@ to show that a probe fails on it and that the probes run in order right after ea
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import nbformat
 import pytest
 
+from tests.conftest import nbval_in
 from tests.exercise_probes import WRONG, role, solution_code
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,11 +42,7 @@ def test_a_broken_reference_solution_fails_its_probe(tmp_path: Path) -> None:
     solution, stub = cells[(1, "solution")], cells[(1, "answer")].source
     solution.source = solution.source.replace(solution_code(solution), stub)  # the "solution" is the stub
     nbformat.write(notebook, tmp_path / f"{BROKEN}.ipynb")
-    (tmp_path / "pytest.ini").write_text("[pytest]\naddopts = --nbval --nbval-current-env -p tests.exercise_probes -p tests.kernels\n")
-    run = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-v", "-rf",
-                          f"--nbval-sanitize-with={ROOT / 'tests' / 'nbval_sanitize.cfg'}", f"{BROKEN}.ipynb"],
-                         cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)},
-                         capture_output=True, text=True, timeout=600)
+    run = nbval_in(tmp_path, "-v", "-rf", f"{BROKEN}.ipynb", plugins=("tests.exercise_probes",))
     failed = [line.split(" - ")[0] for line in run.stdout.splitlines() if line.startswith("FAILED")]
     assert run.returncode == 1, run.stdout[-3000:]
     assert failed == [f"FAILED {BROKEN}.ipynb::Exercise 1: the check after the solution"], run.stdout[-3000:]

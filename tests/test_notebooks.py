@@ -7,7 +7,6 @@ course order and two notebooks at a time (see tests/scheduling.py).
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -16,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from helpers.maintainers.notebooks import RAISES_TAG
+from tests.conftest import nbval_in
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -98,13 +98,6 @@ def test_stored_outputs_are_one_real_run(path: Path) -> None:
         assert not re.search(pattern, stored), f"a machine-specific value in stored outputs: {pattern}"
 
 
-def _nbval(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q",
-                           f"--nbval-sanitize-with={ROOT / 'tests' / 'nbval_sanitize.cfg'}", *args],
-                          cwd=cwd, env={**os.environ, "PYTHONPATH": str(ROOT)},  # tests.kernels outside ROOT
-                          capture_output=True, text=True, timeout=1800)
-
-
 def _code_index(notebook: dict, cell: dict) -> int:
     """nbval's number for a cell: its position among the code cells."""
     return [c for c in notebook["cells"] if c["cell_type"] == "code"].index(cell)
@@ -123,8 +116,7 @@ def test_nbval_catches_a_changed_output(tmp_path: Path) -> None:
     stream["text"] = ["a line the code never prints\n"]
     for name, notebook in (("changed.ipynb", nb), ("original.ipynb", json.loads(source.read_text()))):
         (tmp_path / name).write_text(json.dumps(notebook))
-    (tmp_path / "pytest.ini").write_text("[pytest]\naddopts = --nbval --nbval-current-env -p tests.kernels\n")
-    run = _nbval("-rf", "changed.ipynb", "original.ipynb", cwd=tmp_path)  # one session, a kernel per file
+    run = nbval_in(tmp_path, "-q", "-rf", "changed.ipynb", "original.ipynb")  # one session, a kernel per file
     failed = [line.split(" - ")[0] for line in run.stdout.splitlines() if line.startswith("FAILED")]
     assert run.returncode == 1, run.stdout[-3000:]
     assert failed == [f"FAILED changed.ipynb::Cell {_code_index(nb, target)}"], run.stdout[-3000:]

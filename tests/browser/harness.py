@@ -88,6 +88,10 @@ class Lab:
                 self.api("DELETE", f"api/sessions/{session['id']}")
 
 
+#: Resolves after the next two frames: the browser has laid the page out again and painted it.
+NEXT_FRAME_JS = "() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(() => done(true))))"
+
+
 class LabWindow:
     """One JupyterLab page that opens one notebook at a time, as a learner does from the file
     browser; loaded again only when a test left it in doubt (a dialog open, the page gone)."""

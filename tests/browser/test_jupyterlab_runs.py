@@ -41,7 +41,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from .harness import ARTIFACTS, MAX_SCREENSHOT_HEIGHT, NOTEBOOKS, ROOT, RUN_TIMEOUT, VIEWPORT, Lab, LabWindow
+from .harness import ARTIFACTS, MAX_SCREENSHOT_HEIGHT, NEXT_FRAME_JS, NOTEBOOKS, ROOT, RUN_TIMEOUT, VIEWPORT, Lab, LabWindow
 
 RAISES = "# NBVAL_RAISES_EXCEPTION"
 RAISES_TAG = "raises-exception"
@@ -206,9 +206,6 @@ def _wait_for_run_all(page) -> dict:
             pytest.fail(f"Run All had not finished after {RUN_TIMEOUT:.0f} s (COURSE_BROWSER_TIMEOUT); "
                         f"prompts: {state['prompts']}, kernel: {state['kernel']!r}")
         page.wait_for_timeout(250)
-
-
-NEXT_FRAME_JS = "() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(() => done(true))))"
 
 
 def _screenshot(page, path: Path) -> None:

@@ -27,7 +27,7 @@ import pytest
 
 from helpers.maintainers import site, slide_layout
 
-from .harness import ARTIFACTS, NOTEBOOKS
+from .harness import ARTIFACTS, NEXT_FRAME_JS, NOTEBOOKS
 
 LOCAL_URL = re.compile(r"(file|data|blob|about):|https?://(127\.0\.0\.1|localhost)(:\d+)?/")
 
@@ -44,9 +44,14 @@ def _open_offline(context, url: str) -> OfflinePage:
     """A new page at `url` that records (and blocks) every request beyond file:// and localhost."""
     opened = OfflinePage(context.new_page(), [], [])
     page = opened.page
-    page.on("request", lambda request: None if LOCAL_URL.match(request.url) else opened.outside.append(request.url))
-    # Playwright takes Python functions as handlers (it marks them), so these wrap the set methods
-    page.on("request", lambda request: opened.loading.add(request))
+
+    def requested(request) -> None:
+        opened.loading.add(request)
+        if not LOCAL_URL.match(request.url):
+            opened.outside.append(request.url)
+
+    # Playwright marks its handlers, so they must be Python functions, not the set's built-in methods
+    page.on("request", requested)
     page.on("requestfinished", lambda request: opened.loading.discard(request))
     page.on("requestfailed", lambda request: opened.loading.discard(request))
     page.on("pageerror", lambda error: opened.errors.append(str(error)))
@@ -80,7 +85,7 @@ SETTLED_JS = "() => document.fonts.status === 'loaded' && [...document.images].e
 
 def _settle(page) -> None:
     page.wait_for_function(SETTLED_JS, timeout=15_000, polling=50)
-    page.evaluate("() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(() => done(true))))")
+    page.evaluate(NEXT_FRAME_JS)
 
 
 def _diagrams(page) -> tuple[int, int]:
