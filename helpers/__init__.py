@@ -32,10 +32,12 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> object:
-    if name in _LAZY:
-        from importlib import import_module
+    from importlib import import_module
 
+    if name in _LAZY:
         return getattr(import_module(f".{_LAZY[name]}", __name__), name)
+    if name == "lab":  # notebook 10's scaffolding, as `from helpers import lab`
+        return import_module(".lab", __name__)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -65,6 +67,7 @@ __all__ = [
     "generate_dataset",
     "install_short_tracebacks",
     "is_stub",
+    "lab",
     "learner_dsn",
     "load_with_copy",
     "load_with_executemany",

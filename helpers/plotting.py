@@ -27,9 +27,19 @@ _show_figures_in_jupyter()
 
 
 def plot_comparison(groups: Mapping[str, Mapping[str, float]], *, title: str, ylabel: str = "seconds",
-                    fmt: str = "{:.2f}") -> Figure:
+                    fmt: str = "{:.2f}", spread: Mapping[str, Mapping[str, tuple[float, float]]] | None = None,
+                    rotate: bool = False) -> Figure:
     """Grouped bars: {group: {bar: value}}, e.g. {"this machine": {"sequential": 9.1, "concurrent": 5.0},
-    "the book": {"sequential": 21.8, "concurrent": 4.8}}.  Each bar is labelled with its value."""
+    "the book": {"sequential": 21.8, "concurrent": 4.8}}.  Each bar is labelled with its value.
+
+    `spread` gives (lowest, highest) per bar, drawn as an error bar: the rounds' range around a
+    median.  With a single unnamed group (""), the bars stand side by side, named below the axis
+    (`rotate` slants long names)."""
+    if list(groups) == [""]:  # one group: each bar its own tick, so its name sits under it
+        only = groups[""]
+        groups = {bar: {"": value} for bar, value in only.items()}
+        if spread is not None:
+            spread = {bar: {"": span} for bar, span in spread[""].items()}
     bars = list(dict.fromkeys(bar for values in groups.values() for bar in values))
     fig = Figure(figsize=(7, 4), layout="tight")
     ax = fig.subplots()
@@ -37,9 +47,15 @@ def plot_comparison(groups: Mapping[str, Mapping[str, float]], *, title: str, yl
     for i, bar in enumerate(bars):
         xs = [g + i * width for g in range(len(groups))]
         heights = [values.get(bar, 0.0) for values in groups.values()]
-        rects = ax.bar(xs, heights, width, label=bar)
+        errors = None
+        if spread is not None:
+            spans = [spread.get(group, {}).get(bar, (h, h)) for group, h in zip(groups, heights, strict=True)]
+            errors = [[h - low for h, (low, _) in zip(heights, spans, strict=True)],
+                      [high - h for h, (_, high) in zip(heights, spans, strict=True)]]
+        rects = ax.bar(xs, heights, width, label=bar or None, yerr=errors, capsize=4 if errors else 0)
         ax.bar_label(rects, labels=[fmt.format(h) for h in heights], padding=2, fontsize=9)
-    ax.set_xticks([g + width * (len(bars) - 1) / 2 for g in range(len(groups))], list(groups))
+    ax.set_xticks([g + width * (len(bars) - 1) / 2 for g in range(len(groups))], list(groups),
+                  rotation=20 if rotate else 0, ha="right" if rotate else "center")
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.margins(y=0.15)
@@ -49,12 +65,20 @@ def plot_comparison(groups: Mapping[str, Mapping[str, float]], *, title: str, yl
 
 
 def plot_sweep(x: Sequence[float], series: Mapping[str, Sequence[float]], *, title: str, xlabel: str,
-               ylabel: str, ceiling: Mapping[str, Sequence[float]] | None = None, logx: bool = False) -> Figure:
-    """One line per series over a shared x axis; `ceiling` series are drawn dashed (e.g. pgbench)."""
+               ylabel: str, ceiling: Mapping[str, Sequence[float]] | None = None, logx: bool = False,
+               spread: Mapping[str, tuple[Sequence[float], Sequence[float]]] | None = None) -> Figure:
+    """One line per series over a shared x axis; `ceiling` series are drawn dashed (e.g. pgbench);
+    `spread` gives each series' (lowest, highest) per point, drawn as error bars."""
     fig = Figure(figsize=(7, 4), layout="tight")
     ax = fig.subplots()
     for label, ys in series.items():
-        ax.plot(x, ys, marker="o", label=label)
+        if spread is not None and label in spread:
+            lows, highs = spread[label]
+            errors = [[y - low for y, low in zip(ys, lows, strict=True)],
+                      [high - y for y, high in zip(ys, highs, strict=True)]]
+            ax.errorbar(x, ys, yerr=errors, marker="o", capsize=4, label=label)
+        else:
+            ax.plot(x, ys, marker="o", label=label)
     for label, ys in (ceiling or {}).items():
         ax.plot(x, ys, linestyle="--", marker="x", label=label)
     ax.set_ylim(bottom=0)  # from zero, so noise does not look like a trend

@@ -178,16 +178,16 @@ WRONG: dict[str, dict[int, Wrong]] = {
                  "                return", "not [300, 300, 300, 100, 0]"),
     },
     "10_performance_lab": {
-        1: Wrong('fetch_sides = lab["workloads"]["concurrent_queries"]["methods"]["fetch"]["sides"]\n'
-                 'speedup = fetch_sides["asyncpg_sequential"]["qps"] / fetch_sides["asyncpg_pool"]["qps"]\n'
-                 'share_of_ceiling = fetch_sides["asyncpg_pool"]["qps"] / fetch_sides["pgbench_pool"]["qps"]',
-                 "speedup is the pool's q/s divided by the sequential q/s"),
-        2: Wrong("async def product_rows(pool, n, concurrently):\n"
-                 "    start = time.perf_counter()\n"
-                 "    rows = [await pool.fetchrow(PRODUCT_QUERY, 100) for _ in range(n)]\n"
-                 "    return rows, time.perf_counter() - start", "but only 1 connection was in use at a time"),
-        3: Wrong('plan = "\\n".join(row["QUERY PLAN"] for row in await conn.fetch("EXPLAIN " + PRODUCT_QUERY, 100))',
-                 "there is no index named sku_product_id_idx yet"),
+        1: Wrong("def stops_rising(summary, threshold=0.10):\n"
+                 "    return summary['median'].idxmax()\n"
+                 "\n"
+                 "\n"
+                 "def cpu_bound(summary, cores):\n"
+                 "    return cores * 1000 / (summary['client_ms'] + summary['server_ms'])",
+                 "first stops rising at 'c'"),
+        2: Wrong("async def reset_timeout(connection):\n"
+                 "    await connection.execute(connection.get_reset_query())",
+                 "application_name was reset too"),
     },
 }
 
