@@ -14,6 +14,7 @@ from pathlib import Path
 from . import names
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 
 #: Point the whole course at another server (docker compose, a class server, a managed one).
 DATABASE_URL_VAR = "DATABASE_URL"
@@ -53,10 +54,11 @@ def prefix_and_source() -> tuple[str, str]:
     return names.prefix_from_user(user), f"the OS user {user!r}; {PREFIX_VAR} and {JUPYTERHUB_USER_VAR} are unset"
 
 
-def db_prefix() -> str:
-    return prefix_and_source()[0]
-
-
 def watched_environment() -> tuple[str | None, ...]:
     """The values a resolved target was made from: when one changes, resolve again."""
     return tuple(os.environ.get(name) for name in WATCHED_VARS)
+
+
+def notebook_paths(directory: Path = NOTEBOOK_DIR) -> list[Path]:
+    """The course's numbered notebooks (`NN_name.ipynb`), in course order: the one list of them."""
+    return sorted(directory.glob("[0-9][0-9]_*.ipynb"))

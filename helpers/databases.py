@@ -146,7 +146,7 @@ async def legacy_databases(target: Target | None = None) -> list[str]:
     `team` cannot match anything of `team_3`'s.
     """
     target = target or resolve()
-    stems = [path.stem for path in (config.REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")]
+    stems = [path.stem for path in config.notebook_paths()]
     old = [f"{target.prefix}_{suffix}" for suffix in
            ("eshop_template", "eshop_template_build", "bench", "bench_seed", *stems)]
     async with admin(target) as conn:

@@ -21,8 +21,10 @@ from pathlib import Path
 
 import pytest
 
+from helpers.config import notebook_paths
+
 ROOT = Path(__file__).resolve().parent.parent
-NOTEBOOKS = sorted(p.name for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+NOTEBOOKS = [p.name for p in notebook_paths()]
 FIRST = ("test_jupyterlab_runs.py",)
 LONG = ("test_databases.py", "test_class.py", "test_errors.py", "test_faults.py", "test_static_site.py",
         "test_versions.py")  # measured in make test, longest first

@@ -13,11 +13,12 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from helpers.config import notebook_paths
 from tests.conftest import nbval_in
 from tests.exercise_probes import WRONG, role, solution_code
 
 ROOT = Path(__file__).resolve().parent.parent
-NOTEBOOKS = {p.stem: p for p in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))}
+NOTEBOOKS = {p.stem: p for p in notebook_paths()}
 BROKEN = "06_savepoints"  # a short notebook with two exercises
 
 

@@ -14,11 +14,12 @@ from pathlib import Path
 
 import pytest
 
+from helpers.config import notebook_paths
 from helpers.maintainers.notebooks import RAISES_TAG
 from tests.conftest import nbval_in
 
 ROOT = Path(__file__).resolve().parent.parent
-NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+NOTEBOOKS = notebook_paths()
 EXPECTED = [f"{n:02d}" for n in range(1, 11)]
 
 

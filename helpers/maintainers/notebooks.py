@@ -19,9 +19,8 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
-from ..config import REPO_ROOT
+from ..config import REPO_ROOT, notebook_paths
 
-NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 CELL_TIMEOUT = 600
 #: The tag on a cell whose error the lesson shows on purpose: nbval 0.11 expects the error, and
 #: nbclient and JupyterLab's "Run All" run on past it (without it, Run All stops at the first mistake).
@@ -29,7 +28,7 @@ RAISES_TAG = "raises-exception"
 
 
 def course_notebooks() -> list[Path]:
-    return sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
+    return notebook_paths()
 
 
 def _path_placeholders() -> list[tuple[str, str]]:

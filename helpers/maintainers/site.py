@@ -37,11 +37,10 @@ from typing import Any
 import mistune
 import nbformat
 
-from ..config import REPO_ROOT
+from ..config import NOTEBOOK_DIR, REPO_ROOT, notebook_paths
 from . import slide_layout
 
 BUILD = REPO_ROOT / "build"
-NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 VENDOR_DIR = BUILD / "vendor"
 NOTES_DIR = REPO_ROOT / "docs" / "speaker-notes"
 
@@ -210,7 +209,7 @@ SLIDES_TEMPLATE = r"""{%- extends 'index.html.j2' -%}
 # --- the notebooks ---------------------------------------------------------------------------
 
 def course_notebooks(directory: Path = NOTEBOOK_DIR) -> list[Path]:
-    return sorted(directory.glob("[0-9][0-9]_*.ipynb"))
+    return notebook_paths(directory)
 
 
 def title_of(notebook: nbformat.NotebookNode, fallback: str) -> str:

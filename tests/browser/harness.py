@@ -26,7 +26,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import urllib.error
@@ -42,10 +41,11 @@ import pytest
 from helpers import config, course_databases, names
 from helpers.connection import admin
 from helpers.databases import drop_database, template_name
+from tests.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK_DIR = Path(os.environ.get("COURSE_BROWSER_NOTEBOOKS") or ROOT / "notebooks").resolve()
-NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
+NOTEBOOKS = config.notebook_paths(NOTEBOOK_DIR)
 ARTIFACTS = ROOT / "artifacts" / "browser"
 CHROMIUM = Path(os.environ.get("COURSE_CHROMIUM") or "/usr/bin/chromium")
 RUN_TIMEOUT = float(os.environ.get("COURSE_BROWSER_TIMEOUT") or 300)
@@ -133,15 +133,9 @@ class LabWindow:
             self.page.close()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def browser_db_prefix() -> str:
     """A prefix of the browser run's own, derived from the course's (valid whatever its length)."""
-    return names.sub_prefix(config.db_prefix(), "browser")
+    return names.sub_prefix(config.prefix_and_source()[0], "browser")
 
 
 #: Notebook 10's bench cell runs the lab's quick size, about a minute, live under nbval in the
