@@ -12,7 +12,6 @@ import asyncio
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,6 +26,7 @@ import pytest
 
 from helpers import drop_course_databases
 from helpers.admin.server import EmbeddedServer
+from tests.ports import free_port
 
 TCP_PASSWORD = "course-test"
 ROOT = Path(__file__).resolve().parent.parent
@@ -59,12 +59,6 @@ async def _query(dsn: str, sql: str, *args: object) -> list:
         return await conn.fetch(sql, *args)
     finally:
         await conn.close()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,6 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from helpers.admin.server import EmbeddedServer, bin_dir
+from tests.ports import free_port
 
 PASSWORD = "other-version"
 #: Where Debian and Ubuntu put their packaged servers; COURSE_OTHER_PG_BIN names another bin dir.
@@ -63,12 +63,6 @@ def other_server(parent: Path | None = None) -> Iterator[EmbeddedServer]:
             yield server
         finally:
             server.stop()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _major(directory: Path) -> int:

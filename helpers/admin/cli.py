@@ -28,11 +28,6 @@ from .server import binary
 
 Command = Callable[[argparse.Namespace], int]
 
-#: Filled by parsers that register their command the older way (`helpers.maintainers.bench.cli.add_parser`);
-#: everything else sets `func` on its own parser.
-COMMANDS: dict[tuple[str, str], Command] = {}
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="course", description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -74,20 +69,14 @@ def _add_db(groups: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
 
 def _add_bench(groups: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """The bench registers itself through a dict; give its parser a `func` like every other."""
     from ..maintainers.bench.cli import add_parser
 
-    registered: dict[tuple[str, str], Command] = {}
-    add_parser(groups, registered)
-    for (group, action), func in registered.items():
-        COMMANDS[group, action] = func
-        if not action:
-            groups.choices[group].set_defaults(func=func)
+    add_parser(groups)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    func: Command | None = getattr(args, "func", None) or COMMANDS.get((args.group, getattr(args, "action", "") or ""))
+    func: Command | None = getattr(args, "func", None)
     if func is None:
         print(f"error: no command for {args.group}", file=sys.stderr)
         return 2

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from .. import config
 from ..errors import CourseError
+from .pins import normalise, read_pins
 
 MIN_SERVER_MAJOR = 13
 DISTRIBUTION = "asyncpg-course-helpers"
@@ -49,7 +50,7 @@ def check_python() -> tuple[bool, str]:
 
 def check_packages() -> tuple[bool, str]:
     """Each direct dependency installed, at the version constraints.txt pins."""
-    pins = _pins(config.REPO_ROOT / "constraints.txt")
+    pins = read_pins(config.REPO_ROOT / "constraints.txt")
     wrong = []
     for name in _direct_dependencies():
         try:
@@ -57,7 +58,7 @@ def check_packages() -> tuple[bool, str]:
         except metadata.PackageNotFoundError:
             wrong.append(f"{name} missing")
             continue
-        pinned = pins.get(_norm(name))
+        pinned = pins.get(normalise(name))
         if pinned is not None and installed != pinned:
             wrong.append(f"{name} {installed} (pinned {pinned})")
     if wrong:
@@ -122,18 +123,6 @@ def _direct_dependencies() -> list[str]:
     names = {re.match(r"[A-Za-z0-9_.\-]+", spec).group(0) for spec in requirements  # type: ignore[union-attr]
              if "extra ==" not in spec or any(f'extra == "{extra}"' in spec for extra in ("lab", "test"))}
     return sorted(names)
-
-
-def _pins(path: Path) -> dict[str, str]:
-    if not path.exists():
-        return {}
-    lines = path.read_text().splitlines()
-    return {_norm(line.split("==")[0]): line.split("==")[1].split()[0] for line in lines
-            if "==" in line and not line.lstrip().startswith("#")}
-
-
-def _norm(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name.strip().lower())
 
 
 CHECKS: list[tuple[str, Check]] = [

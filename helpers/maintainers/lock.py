@@ -20,6 +20,7 @@ import venv
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..admin.pins import normalise, parse_pins
 from ..config import REPO_ROOT
 
 EXTRAS = "lab,test,bench,dev"
@@ -38,10 +39,6 @@ class Direct:
     why: str
 
 
-def normalise(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name.strip().lower())
-
-
 def direct_dependencies(pyproject: str) -> list[Direct]:
     """Every dependency line of pyproject.toml that carries a `# why` comment, in file order."""
     found = (_SPEC_LINE.match(line) for line in pyproject.splitlines())
@@ -52,8 +49,7 @@ def freeze(python: Path) -> dict[str, str]:
     """`pip freeze` of a virtualenv as {normalised name: version}, without our own package."""
     out = subprocess.run([str(python), "-m", "pip", "freeze", "--exclude-editable"],
                          check=True, capture_output=True, text=True).stdout
-    pins = (line.split("==", 1) for line in out.splitlines() if "==" in line)
-    return {normalise(name): version for name, version in pins}
+    return parse_pins(out)
 
 
 def render_constraints(direct: list[Direct], pins: dict[str, str]) -> str:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 from ...databases import database_name
@@ -21,8 +20,7 @@ from .sizes import FULL, QUICK, SMOKE
 DEFAULT_DATABASE = "bench"
 
 
-def add_parser(groups: argparse._SubParsersAction, commands: dict[tuple[str, str], Callable[[argparse.Namespace], int]]  # type: ignore[type-arg]
-               ) -> None:
+def add_parser(groups: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser = groups.add_parser(
         "bench", help="the performance lab: asyncpg beside pgbench, psql and psycopg",
         description="Seven workloads on a fresh clone of the seeded e-shop: concurrent queries against pgbench, "
@@ -39,7 +37,7 @@ def add_parser(groups: argparse._SubParsersAction, commands: dict[tuple[str, str
     parser.add_argument("--database", default=DEFAULT_DATABASE, metavar="NAME",
                         help="the lab's database (re-cloned on every run; NAME_seed is used for seeding); "
                              f"default {DEFAULT_DATABASE!r}. Give another to run two labs at once")
-    commands[("bench", "")] = run
+    parser.set_defaults(func=run)
 
 
 def _progress(message: str) -> None:
