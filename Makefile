@@ -9,11 +9,12 @@ NOTEBOOKS ?=
 # The Jupyter kernel the notebooks ask for, installed inside the venv (so `jupyter lab` from the venv sees it).
 KERNEL := $(VENV)/share/jupyter/kernels/asyncpg-course/kernel.json
 
-.PHONY: help setup db lab test lint lock execute bench html slides clean
+.PHONY: help setup db lab test test-unit lint lock execute bench html slides clean
 
 help:
 	@echo "make lab      set up and open JupyterLab on the course"
 	@echo "make test     set up and run every test (helpers, notebooks under nbval, benchmark, browser)"
+	@echo "make test-unit  the tests that need no PostgreSQL, in seconds (no server is started)"
 	@echo "make lint     ruff and mypy (make test runs them first)"
 	@echo "make lock     regenerate the pins in constraints.txt from pyproject.toml"
 	@echo "make execute  re-execute the notebooks in place (refreshes their stored outputs)"
@@ -63,6 +64,10 @@ lab: setup $(LAB_OVERRIDES)
 test:
 	@$(MAKE) --no-print-directory -j2 setup lint
 	$(PY) -m pytest -n 2 --dist loadfile --no-loadscope-reorder --durations=20 $(PYTEST_ARGS)
+
+# The modules marked `no_server` (tests/test_layers.py, …): no server started, no template checked.
+test-unit: $(STAMP)
+	$(PY) -m pytest -p no:xdist -m "no_server and not server" tests
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

@@ -21,6 +21,8 @@ from helpers.maintainers.bench.pgbench import seconds_for
 from helpers.maintainers.bench.results import LabResults, load, to_dict
 from helpers.maintainers.bench.sizes import FULL, QUICK, SMOKE
 
+pytestmark = pytest.mark.no_server  # no PostgreSQL needed: `make test-unit` runs this module
+
 RECORDED = Path(__file__).parent / "data" / "bench_quick.json"
 
 

@@ -6,24 +6,25 @@ import re
 import tomllib
 from pathlib import Path
 
+import pytest
 import yaml
+
+from helpers.admin.pins import normalise, read_pins
+from helpers.config import notebook_paths
+
+pytestmark = pytest.mark.no_server  # no PostgreSQL needed: `make test-unit` runs this module
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def _pins() -> dict[str, str]:
-    lines = [line.split("#")[0].strip() for line in (ROOT / "constraints.txt").read_text().splitlines()]
-    return {_norm(name): version for name, version in (line.split("==") for line in lines if "==" in line)}
-
-
-def _norm(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name.strip().lower())
+    return read_pins(ROOT / "constraints.txt")
 
 
 def _direct_dependencies() -> list[str]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     specs = project["dependencies"] + [d for extra in project["optional-dependencies"].values() for d in extra]
-    return [_norm(re.match(r"[A-Za-z0-9_.\-]+", spec).group(0)) for spec in specs]
+    return [normalise(re.match(r"[A-Za-z0-9_.\-]+", spec).group(0)) for spec in specs]
 
 
 def test_every_dependency_is_pinned_exactly() -> None:
@@ -41,11 +42,11 @@ def test_environment_yml_names_the_same_packages_and_versions() -> None:
             for pip_dep in dep["pip"]:
                 if "==" in pip_dep:
                     name, version = pip_dep.split("==")
-                    named[_norm(name)] = version
+                    named[normalise(name)] = version
             assert "-e ." in dep["pip"]
         elif "=" in dep and not dep.startswith("python="):
             name, version = dep.split("=", 1)
-            named[_norm(name)] = version
+            named[normalise(name)] = version
     pins = _pins()
     assert set(named) == set(_direct_dependencies())
     assert {name: pins[name] for name in named} == named
@@ -71,7 +72,7 @@ def test_readme_puts_the_two_commands_first_and_maps_every_notebook() -> None:
     readme = (ROOT / "README.md").read_text()
     assert readme.index("make lab") < readme.index("## Course map")
     assert "make test" in readme.split("## Course map")[0]
-    for notebook in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+    for notebook in notebook_paths():
         assert f"(notebooks/{notebook.name})" in readme, f"{notebook.name} missing from the course map"
 
 
@@ -93,6 +94,6 @@ def test_every_direct_pin_says_why_it_is_there() -> None:
         lines = (ROOT / file).read_text().splitlines()
         for name in _direct_dependencies():
             line = next((line for line in lines
-                         if _norm(line.strip().lstrip("- ").split(separator)[0]) == name and separator in line), None)
+                         if normalise(line.strip().lstrip("- ").split(separator)[0]) == name and separator in line), None)
             assert line is not None, f"{name} is not pinned in {file}"
             assert re.search(r"\s#\s\S", line), f"{file}: the pin of {name} does not say why it is there"

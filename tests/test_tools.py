@@ -25,6 +25,8 @@ from helpers import (
 )
 from helpers.tracebacks import short_traceback
 
+pytestmark = pytest.mark.no_server  # no PostgreSQL needed: `make test-unit` runs this module
+
 
 class CountingSource:
     """An async iterator that counts how many items were pulled and whether it was closed."""
@@ -74,6 +76,7 @@ def test_take_closes_an_async_generator_early() -> None:
     assert events == ["yield 0", "yield 1", "closed"]
 
 
+@pytest.mark.server
 def test_take_on_a_cursor_inside_a_transaction(prefix: str) -> None:
     async def scenario() -> list[int]:
         conn = await asyncpg.connect(await notebook_database("take"))
