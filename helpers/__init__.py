@@ -6,7 +6,7 @@ Notebooks import from here and nowhere deeper:
     DSN = await notebook_database("04_connection_pools")     # a fresh clone of the seeded template
 """
 
-from .connection import LEARNER_PASSWORD, LEARNER_ROLE, connect, connected, describe, learner_dsn, server_dsn
+from .connection import LEARNER_PASSWORD, LEARNER_ROLE, connect, connected, learner_dsn, server_dsn
 from .databases import (
     course_databases,
     database_name,
@@ -59,7 +59,6 @@ __all__ = [
     "course_databases",
     "create_schema",
     "database_name",
-    "describe",
     "drop_course_databases",
     "elapsed_bar",
     "ensure_template",

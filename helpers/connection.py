@@ -14,7 +14,6 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import asyncpg
 
-from .admin.server import EmbeddedServer
 from .errors import ConfigError, ServerError
 from .target import Target, hide_password, parse_url, resolve
 
@@ -25,11 +24,6 @@ class NotListening(ServerError):
     """Nothing answers at the server's address: for the embedded server, a start fixes it."""
 
 
-def embedded_server() -> EmbeddedServer:
-    """The embedded server of this repository (kept for older callers: `resolve().server()`)."""
-    return resolve().server()
-
-
 def server_dsn(database: str = "postgres") -> str:
     """The DSN of `database` on the course's server, starting the embedded server if it is the one."""
     target = resolve()
@@ -37,12 +31,6 @@ def server_dsn(database: str = "postgres") -> str:
     return target.dsn(database)
 
 
-def with_database(url: str, database: str) -> str:
-    """The same server and credentials as `url`, another database."""
-    return urlunsplit(parse_url(url)._replace(path=f"/{database}"))
-
-
-describe = hide_password
 
 
 async def connect(dsn: str, **kwargs: Any) -> asyncpg.Connection:

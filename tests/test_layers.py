@@ -35,7 +35,6 @@ ENTRY_POINTS = {"helpers.__main__", "helpers.admin.cli"}
 #: Known crossings, each with what removes it.  strict: once the crossing is gone, the mark must go too.
 KNOWN = {
     # removed when the laptops branch's server move merges (helpers/admin/server.py -> helpers/server.py)
-    ("helpers.connection", "helpers.admin.server"): "removed when the laptops branch's server move merges",
     ("helpers.target", "helpers.admin.server"): "removed when the laptops branch's server move merges",
 }
 
