@@ -120,10 +120,14 @@ def _client_cpu() -> float:
     return time.process_time() + children.ru_utime + children.ru_stime
 
 
-async def rounds(sides: Mapping[str, Side], *, workload: str, seconds: float = WINDOW, count: int = ROUNDS,
-                 server_cpu: Callable[[], float] | None = None, clients: int | None = None) -> pd.DataFrame:
-    """Run every side for `seconds`, `count` times, taking turns (reversed every other round, so
-    no side always runs first or last); one row per side and round."""
+async def rounds(sides: Mapping[str, Side], *, workload: str, seconds: float | None = None,
+                 count: int | None = None, server_cpu: Callable[[], float] | None = None,
+                 clients: int | None = None) -> pd.DataFrame:
+    """Run every side for `seconds` (default `WINDOW`), `count` times (default `ROUNDS`), taking
+    turns (reversed every other round, so no side always runs first or last); one row per side
+    and round.  The defaults are read at the call, so a copy of the notebook may shorten them."""
+    seconds = WINDOW if seconds is None else seconds
+    count = ROUNDS if count is None else count
     rows = []
     order = list(sides)
     for number in range(count):

@@ -20,9 +20,9 @@ What counts as a failure, per notebook:
 An exercise's check cell that says "not answered yet" is fine: after Run All on a fresh
 notebook every exercise is unanswered, by design.
 
-Notebook 10's bench cell runs the lab's smoke size here (harness.smoke_sized_lab): its quick
-size runs live under nbval in the same `make test`, and the smoke size fills every figure,
-table and plot the notebook shows.
+Notebook 10 measures one round of 1 s windows here (harness.smoke_sized_lab): its full length
+runs live under nbval in the same `make test`, and the short run fills every table and plot
+the notebook shows.
 
 A screenshot of each whole notebook after its run goes to artifacts/browser/NN_name.jpg.  The
 rules themselves are tested without a browser at the end of this module.
