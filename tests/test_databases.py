@@ -81,32 +81,28 @@ def test_each_call_gives_a_fresh_clone(prefix: str) -> None:
     assert value(dsn, "SELECT count(*) FROM sku") == 100_000
 
 
-def test_clone_replaces_a_database_with_open_connections(prefix: str) -> None:
+async def test_clone_replaces_a_database_with_open_connections(prefix: str) -> None:
     """A previous kernel that never closed its connection must not block a fresh run."""
 
-    async def scenario() -> int:
-        dsn = await notebook_database("busy")
-        held = await asyncpg.connect(dsn)
-        dsn = await notebook_database("busy")
-        with pytest.raises((asyncpg.ConnectionDoesNotExistError, asyncpg.AdminShutdownError,
-                            asyncpg.InterfaceError)):
-            await held.fetchval("SELECT 1")  # terminated by DROP DATABASE … WITH (FORCE)
-        held.terminate()
-        return (await _aquery(dsn, "SELECT count(*) FROM brand"))[0][0]
-
-    assert asyncio.run(scenario()) == 100
+    dsn = await notebook_database("busy")
+    held = await asyncpg.connect(dsn)
+    dsn = await notebook_database("busy")
+    with pytest.raises((asyncpg.ConnectionDoesNotExistError, asyncpg.AdminShutdownError,
+                        asyncpg.InterfaceError)):
+        await held.fetchval("SELECT 1")  # terminated by DROP DATABASE … WITH (FORCE)
+    held.terminate()
+    result = (await _aquery(dsn, "SELECT count(*) FROM brand"))[0][0]
+    assert result == 100
 
 
-def test_notebooks_in_parallel_are_isolated(prefix: str) -> None:
-    async def scenario() -> list[int]:
-        a, b = await asyncio.gather(notebook_database("par_a"), notebook_database("par_b"))
-        await _aquery(a, "DELETE FROM brand WHERE brand_id > 50 AND NOT EXISTS "
-                        "(SELECT FROM product WHERE product.brand_id = brand.brand_id)")
-        await _aquery(a, "INSERT INTO brand (brand_name) VALUES ($1)", "only-in-a")
-        return [(await _aquery(dsn, "SELECT count(*) FROM brand WHERE brand_name = $1", "only-in-a"))[0][0]
-                for dsn in (a, b)]
-
-    assert asyncio.run(scenario()) == [1, 0]
+async def test_notebooks_in_parallel_are_isolated(prefix: str) -> None:
+    a, b = await asyncio.gather(notebook_database("par_a"), notebook_database("par_b"))
+    await _aquery(a, "DELETE FROM brand WHERE brand_id > 50 AND NOT EXISTS "
+                    "(SELECT FROM product WHERE product.brand_id = brand.brand_id)")
+    await _aquery(a, "INSERT INTO brand (brand_name) VALUES ($1)", "only-in-a")
+    result = [(await _aquery(dsn, "SELECT count(*) FROM brand WHERE brand_name = $1", "only-in-a"))[0][0]
+              for dsn in (a, b)]
+    assert result == [1, 0]
 
 
 def test_prefix_keeps_learners_apart(prefix: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -199,25 +195,22 @@ def test_verify_finds_a_changed_row_the_quick_check_cannot(prefix: str, capsys: 
     assert "rows differ" in capsys.readouterr().err
 
 
-def test_reset_drops_older_named_databases_by_exact_name_only(prefix: str) -> None:
+async def test_reset_drops_older_named_databases_by_exact_name_only(prefix: str) -> None:
     """Databases named before the `__` scheme are dropped by exact name, never by pattern."""
     from helpers.databases import drop_course_databases, legacy_databases
 
     mine, not_mine = f"{prefix}_05_transactions", f"{prefix}_3_05_transactions"
 
-    async def scenario() -> tuple[list[str], list[str], bool]:
+    async with connected(server_dsn()) as admin:
+        for name in (mine, not_mine):
+            await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        found = await legacy_databases()
+        dropped = await drop_course_databases()
         async with connected(server_dsn()) as admin:
-            for name in (mine, not_mine):
-                await admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            found = await legacy_databases()
-            dropped = await drop_course_databases()
-            async with connected(server_dsn()) as admin:
-                kept = await admin.fetchval("SELECT EXISTS (SELECT FROM pg_database WHERE datname = $1)", not_mine)
-        finally:
-            async with connected(server_dsn()) as admin:
-                await admin.execute(f'DROP DATABASE IF EXISTS "{not_mine}"')
-        return found, dropped, kept
-
-    found, dropped, kept = asyncio.run(scenario())
+            kept = await admin.fetchval("SELECT EXISTS (SELECT FROM pg_database WHERE datname = $1)", not_mine)
+    finally:
+        async with connected(server_dsn()) as admin:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{not_mine}"')
+    (found, dropped, kept) = found, dropped, kept
     assert found == [mine] and mine in dropped and not_mine not in dropped and kept

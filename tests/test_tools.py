@@ -54,14 +54,14 @@ async def _collect(source, n: int) -> list:
 
 
 @pytest.mark.parametrize(("size", "n", "expected"), [(10, 3, 3), (10, 10, 10), (2, 5, 2), (10, 0, 0)])
-def test_take_pulls_exactly_what_it_yields(size: int, n: int, expected: int) -> None:
+async def test_take_pulls_exactly_what_it_yields(size: int, n: int, expected: int) -> None:
     source = CountingSource(size)
-    assert asyncio.run(_collect(source, n)) == list(range(1, expected + 1))
+    assert await _collect(source, n) == list(range(1, expected + 1))
     assert source.pulled == expected
     assert source.closed
 
 
-def test_take_closes_an_async_generator_early() -> None:
+async def test_take_closes_an_async_generator_early() -> None:
     events: list[str] = []
 
     async def numbers() -> AsyncIterator[int]:
@@ -72,25 +72,23 @@ def test_take_closes_an_async_generator_early() -> None:
         finally:
             events.append("closed")
 
-    assert asyncio.run(_collect(numbers(), 2)) == [0, 1]
+    assert await _collect(numbers(), 2) == [0, 1]
     assert events == ["yield 0", "yield 1", "closed"]
 
 
 @pytest.mark.server
-def test_take_on_a_cursor_inside_a_transaction(prefix: str) -> None:
-    async def scenario() -> list[int]:
-        conn = await asyncpg.connect(await notebook_database("take"))
-        try:
-            async with conn.transaction():
-                cursor = conn.cursor("SELECT product_id FROM product ORDER BY product_id", prefetch=2)
-                return [row["product_id"] async for row in take(cursor, 5)]
-        finally:
-            await conn.close()
-
-    assert asyncio.run(scenario()) == [1, 2, 3, 4, 5]
+async def test_take_on_a_cursor_inside_a_transaction(prefix: str) -> None:
+    conn = await asyncpg.connect(await notebook_database("take"))
+    try:
+        async with conn.transaction():
+            cursor = conn.cursor("SELECT product_id FROM product ORDER BY product_id", prefetch=2)
+            products = [row["product_id"] async for row in take(cursor, 5)]
+    finally:
+        await conn.close()
+    assert products == [1, 2, 3, 4, 5]
 
 
-def test_async_timed_prints_and_records(capsys: pytest.CaptureFixture[str]) -> None:
+async def test_async_timed_prints_and_records(capsys: pytest.CaptureFixture[str]) -> None:
     timings = Timings()
 
     @async_timed("nap", timings=timings)
@@ -98,22 +96,19 @@ def test_async_timed_prints_and_records(capsys: pytest.CaptureFixture[str]) -> N
         await asyncio.sleep(0.01)
         return "done"
 
-    assert asyncio.run(nap()) == "done"
+    assert await nap() == "done"
     out = capsys.readouterr().out
     assert out.startswith("nap finished in ") and out.strip().endswith(" s") and "0x" not in out
     frame = timings.to_frame()
     assert list(frame["name"]) == ["nap"] and frame["seconds"][0] >= 0.01
 
 
-def test_timings_measure_blocks_with_extra_columns() -> None:
+async def test_timings_measure_blocks_with_extra_columns() -> None:
     timings = Timings()
 
-    async def scenario() -> None:
-        for size in (1, 2):
-            async with timings.measure("pool", size=size):
-                await asyncio.sleep(0)
-
-    asyncio.run(scenario())
+    for size in (1, 2):
+        async with timings.measure("pool", size=size):
+            await asyncio.sleep(0)
     frame = timings.to_frame()
     assert list(frame.columns) == ["name", "seconds", "size"]
     assert list(frame["size"]) == [1, 2]
@@ -144,12 +139,9 @@ def test_plot_timeline_draws_one_bar_per_coroutine_per_panel(tmp_path) -> None:
     fig.savefig(tmp_path / "timeline.png")
 
 
-def test_elapsed_bar_ticks_on_stderr(capsys: pytest.CaptureFixture[str]) -> None:
-    async def scenario() -> None:
-        async with elapsed_bar("waiting", every=0.05):
-            await asyncio.sleep(0.2)
-
-    asyncio.run(scenario())
+async def test_elapsed_bar_ticks_on_stderr(capsys: pytest.CaptureFixture[str]) -> None:
+    async with elapsed_bar("waiting", every=0.05):
+        await asyncio.sleep(0.2)
     err = capsys.readouterr().err
     assert err.count("waiting: 00:00 elapsed") >= 3, err
 
