@@ -55,28 +55,25 @@ def test_unroutable_host_times_out_quickly(monkeypatch: pytest.MonkeyPatch) -> N
     raises_quickly(ServerError, "no-such-host.invalid", lambda: asyncio.run(connect(server_dsn())))
 
 
-def test_server_shutting_down(tcp_server: EmbeddedServer, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_server_shutting_down(tcp_server: EmbeddedServer, monkeypatch: pytest.MonkeyPatch) -> None:
     """A smart shutdown waits for open sessions; meanwhile new connections are turned away."""
     scratch = EmbeddedServer(tcp_server.pgdata.parent / "closing", port=free_port(), password=TCP_PASSWORD)
     scratch.start()
 
-    async def scenario() -> None:
-        held = await asyncpg.connect(scratch.dsn())
-        try:
-            env_user = {"user": "embedded_postgres", "group": "embedded_postgres", "extra_groups": []} \
-                if os.geteuid() == 0 else {}
-            # blocking on purpose: the held connection must stay open while pg_ctl waits
-            subprocess.run([binary("pg_ctl"), "stop", "-D", str(scratch.pgdata), "-m", "smart", "-W"],  # noqa: ASYNC221
-                           check=True, capture_output=True, cwd="/", **env_user)
-            await asyncio.sleep(0.5)
-            monkeypatch.setenv("DATABASE_URL", scratch.dsn())
-            # a thread of its own: raises_quickly runs its own event loop
-            await asyncio.to_thread(raises_quickly, ServerError, "not accepting connections now",
-                                    lambda: asyncio.run(connect(server_dsn())))
-        finally:
-            await held.close()
-
-    asyncio.run(scenario())
+    held = await asyncpg.connect(scratch.dsn())
+    try:
+        env_user = {"user": "embedded_postgres", "group": "embedded_postgres", "extra_groups": []} \
+            if os.geteuid() == 0 else {}
+        # blocking on purpose: the held connection must stay open while pg_ctl waits
+        subprocess.run([binary("pg_ctl"), "stop", "-D", str(scratch.pgdata), "-m", "smart", "-W"],  # noqa: ASYNC221
+                       check=True, capture_output=True, cwd="/", **env_user)
+        await asyncio.sleep(0.5)
+        monkeypatch.setenv("DATABASE_URL", scratch.dsn())
+        # a thread of its own: raises_quickly runs its own event loop
+        await asyncio.to_thread(raises_quickly, ServerError, "not accepting connections now",
+                                lambda: asyncio.run(connect(server_dsn())))
+    finally:
+        await held.close()
     scratch.stop()
 
 
