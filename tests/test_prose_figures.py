@@ -48,7 +48,6 @@ FIXED_FACTS: dict[str, dict[str, str]] = {
 #: this list at merge; strict, so an entry that no longer fails is reported and removed too.
 KNOWN_FAILURES: dict[str, str] = {
     "04_connection_pools": "owned by another branch (truth-b): cells 21, 23, 27, 32, 43, 46",
-    "09_cursors": "cells 19 and 25 state another run's figures: fixed in this branch's next commits",
     "10_performance_lab": "owned by another branch (lab): cells 0, 18, 30, 37, 44, 48, 51, 81",
 }
 
