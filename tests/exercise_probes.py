@@ -126,45 +126,134 @@ WRONG: dict[str, dict[int, Wrong | list[Wrong]]] = {  # a list: one wrong answer
                  "await connection.execute(\"DELETE FROM brand WHERE brand_name LIKE 'pair%'\")"),
     },
     "07_manual_transactions": {
-        1: Wrong("async def rename_brand(connection, brand_id, new_name):\n"
-                 "    tr = connection.transaction()\n"
-                 "    await tr.start()\n"
-                 '    await connection.execute("UPDATE brand SET brand_name = $2 WHERE brand_id = $1", brand_id, new_name)\n'
-                 "    await tr.commit()\n"
-                 "    return True", "rename_brand should return False",
-                 'await connection.execute("UPDATE brand SET brand_name = (SELECT brand_name FROM brand_before"\n'
-                 '                         " WHERE brand_id = 1) WHERE brand_id = 1")'),
-        2: Wrong("async def run_in_transaction(connection, work):\n"
-                 "    tr = connection.transaction()\n"
-                 "    await tr.start()\n"
-                 "    try:\n"
-                 "        result = await work(connection)\n"
-                 "    except Exception:\n"
-                 "        await tr.rollback()\n"
-                 "        raise\n"
-                 "    await tr.commit()\n"
-                 "    return result", "roll back on BaseException",
-                 # asyncpg still counts the wrong answer's transaction as started: a new connection
-                 "await connection.close()\n"
-                 "connection = await asyncpg.connect(DSN)\n"
-                 "await connection.execute(\"DELETE FROM brand WHERE brand_name IN ('quartz', 'onyx', 'opal')\")"),
+        1: [Wrong("async def rename_brand(connection, brand_id, new_name):\n"
+                  "    tr = connection.transaction()\n"
+                  "    await tr.start()\n"
+                  '    await connection.execute("UPDATE brand SET brand_name = $2 WHERE brand_id = $1", brand_id, new_name)\n'
+                  "    await tr.commit()\n"
+                  "    return True", "rename_brand should return False",
+                  'await connection.execute("UPDATE brand SET brand_name = (SELECT brand_name FROM brand_before"\n'
+                  '                         " WHERE brand_id = 1) WHERE brand_id = 1")'),
+            Wrong("async def rename_brand(connection, brand_id, new_name):\n"
+                  "    tr = connection.transaction()\n"
+                  "    await tr.start()\n"
+                  '    await connection.execute("UPDATE brand SET brand_name = $2 WHERE brand_id = $1", brand_id, new_name)\n'
+                  "    if await connection.fetchval(\n"
+                  '            "SELECT count(*) FROM brand WHERE brand_name = $1 AND brand_id <> $2", new_name, brand_id):\n'
+                  "        return False\n"
+                  "    await tr.commit()\n"
+                  "    return True", "a refused rename left the transaction open"),
+            Wrong("async def rename_brand(connection, brand_id, new_name):\n"
+                  "    tr = connection.transaction()\n"
+                  "    await tr.start()\n"
+                  "    try:\n"
+                  '        await connection.execute("UPDATE brand SET brand_name = $2 WHERE brand_id = $1", brand_id, new_name)\n'
+                  "        duplicates = await connection.fetchval(\n"
+                  '            "SELECT count(*) FROM brand WHERE brand_name = $1 AND brand_id <> $2", new_name, brand_id)\n'
+                  "    except asyncpg.PostgresError:\n"
+                  "        await tr.rollback()\n"
+                  "        return False\n"
+                  "    if duplicates:\n"
+                  "        await tr.rollback()\n"
+                  "        return False\n"
+                  "    await tr.commit()\n"
+                  "    return True", "the NotNullViolationError must reach the caller"),
+            Wrong("async def rename_brand(connection, brand_id, new_name):\n"
+                  "    tr = connection.transaction()\n"
+                  "    await tr.start()\n"
+                  '    await connection.execute("UPDATE brand SET brand_name = $2 WHERE brand_id = $1", brand_id, new_name)\n'
+                  "    if await connection.fetchval(\n"
+                  '            "SELECT count(*) FROM brand WHERE brand_name = $1 AND brand_id <> $2", new_name, brand_id):\n'
+                  "        await tr.rollback()\n"
+                  "        return False\n"
+                  "    await tr.commit()\n"
+                  "    return True", "a failed rename left the transaction open: roll back on any exception")],
+        2: [Wrong("async def run_in_transaction(connection, work):\n"
+                  "    tr = connection.transaction()\n"
+                  "    await tr.start()\n"
+                  "    try:\n"
+                  "        result = await work(connection)\n"
+                  "    except Exception:\n"
+                  "        await tr.rollback()\n"
+                  "        raise\n"
+                  "    await tr.commit()\n"
+                  "    return result", "roll back on BaseException"),
+            Wrong("async def run_in_transaction(connection, work):\n"  # the chapter's listing 5.12 shape
+                  "    tr = connection.transaction()\n"
+                  "    await tr.start()\n"
+                  "    try:\n"
+                  "        result = await work(connection)\n"
+                  "    except asyncpg.PostgresError:\n"
+                  "        await tr.rollback()\n"
+                  "        raise\n"
+                  "    else:\n"
+                  "        await tr.commit()\n"
+                  "        return result", "roll back on any exception, not only PostgresError"),
+            Wrong("async def run_in_transaction(connection, work):\n"
+                  "    tr = connection.transaction()\n"
+                  "    await tr.start()\n"
+                  "    try:\n"
+                  "        result = await work(connection)\n"
+                  "    except BaseException:\n"
+                  "        await tr.rollback()\n"
+                  "        return None\n"
+                  "    await tr.commit()\n"
+                  "    return result", "the RuntimeError must reach the caller"),
+            Wrong("async def run_in_transaction(connection, work):\n"
+                  "    async with connection.transaction():\n"
+                  "        await work(connection)", "should return what work returned ('ok'), not None")],
     },
     "08_async_generators": {
-        1: Wrong("async def countdown(start, delay):\n"
-                 "    for value in range(start, -1, -1):\n"
-                 "        await asyncio.sleep(delay)\n"
-                 "        yield value\n\n"
-                 "odd = [value async for value in countdown(9, 0.01) if value % 2 == 1]",
-                 "should yield 3, 2, 1, not [3, 2, 1, 0]"),
-        2: Wrong("async def batched(source, size):\n"
-                 "    batch = []\n"
-                 "    async for item in source:\n"
-                 "        batch.append(item)\n"
-                 "        if len(batch) == size:\n"
-                 "            yield batch\n"
-                 "            batch = []", "not [[1, 2, 3], [4, 5, 6]]"),
-        3: Wrong('brand_7_ids = [row["product_id"] async for row in products(connection, page_size=100)]',
-                 "brand 7 has"),
+        1: [Wrong("async def countdown(start, delay):\n"
+                  "    for value in range(start, -1, -1):\n"
+                  "        await asyncio.sleep(delay)\n"
+                  "        yield value\n\n"
+                  "odd = [value async for value in countdown(9, 0.01) if value % 2 == 1]",
+                  "should yield 3, 2, 1, not [3, 2, 1, 0]"),
+            Wrong("async def countdown(start, delay):\n"
+                  "    for value in range(start, 0, -1):\n"
+                  "        yield value\n\n"
+                  "odd = [value async for value in countdown(9, 0.01) if value % 2 == 1]",
+                  "await asyncio.sleep(delay) before each value"),
+            Wrong("async def countdown(start, delay):\n"
+                  "    for value in range(start, 0, -1):\n"
+                  "        await asyncio.sleep(delay)\n"
+                  "        yield value\n\n"
+                  "odd = [value async for value in countdown(9, 0.01)]",
+                  "odd should be [9, 7, 5, 3, 1]")],
+        2: [Wrong("async def batched(source, size):\n"
+                  "    batch = []\n"
+                  "    async for item in source:\n"
+                  "        batch.append(item)\n"
+                  "        if len(batch) == size:\n"
+                  "            yield batch\n"
+                  "            batch = []", "not [[1, 2, 3], [4, 5, 6]]"),
+            Wrong("async def batched(source, size):\n"
+                  "    batch = []\n"
+                  "    async for item in source:\n"
+                  "        if len(batch) == size:\n"
+                  "            yield batch\n"
+                  "            batch = []\n"
+                  "        batch.append(item)\n"
+                  "    if batch:\n"
+                  "        yield batch", "but batched pulled 7 items from its source"),
+            Wrong("async def batched(source, size):\n"
+                  "    batch = []\n"
+                  "    async for item in source:\n"
+                  "        batch.append(item)\n"
+                  "        if len(batch) == size:\n"
+                  "            yield batch\n"
+                  "            batch = []\n"
+                  "    yield batch", "not [[1, 2], [3, 4], []]")],
+        3: [Wrong("async def ids_of_brand(rows, brand_id):\n"
+                  '    return [row["product_id"] async for row in rows]', "brand 7 has"),
+            Wrong("async def ids_of_brand(rows, brand_id):\n"
+                  '    return [row["product_id"] for row in await connection.fetch(\n'
+                  '        "SELECT product_id FROM product WHERE brand_id = $1 ORDER BY product_id", brand_id)]',
+                  "from the rows it is given"),
+            Wrong("async def ids_of_brand(rows, brand_id):\n"
+                  '    return sorted([row["product_id"] async for row in rows if row["brand_id"] == brand_id])',
+                  "are [3, 1, 4] in that order, not [1, 3, 4]")],
     },
     "09_cursors": {
         1: [Wrong("async def every_nth(connection, query, n):\n"
