@@ -142,11 +142,10 @@ def test_prose_states_only_printed_or_fixed_figures(path: Path) -> None:
 
 
 def _sentence(markdown: str, figure: str) -> str:
-    number = figure.split()[0].rstrip("%×")
-    for sentence in re.split(r"(?<=[.:;!?])\s+", prose(markdown)):
-        if figure in figures(sentence) or number in sentence:
-            return " ".join(sentence.split())[:160]
-    return "?"
+    """The sentence of `markdown` that states `figure`, for the failure message."""
+    sentences = re.split(r"(?<=[.:;!?])\s+", prose(markdown))
+    found = next((s for s in sentences if figure in figures(s)), "?")  # "?": the figure spans two sentences
+    return " ".join(found.split())[:160]
 
 
 def test_figures_are_found_in_the_issues_examples() -> None:
