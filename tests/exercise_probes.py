@@ -8,7 +8,10 @@ here run in that same kernel, as a learner would:
    "Exercise N is not right yet: <the specific reason>";
 2. a cleanup of what the wrong answer changed, where it changed anything;
 3. the reference solution, taken from the notebook's folded `<details>` block, then the check
-   again, which must end with "Exercise N passed".
+   again, which must end with "Exercise N passed";
+4. the solution and its check once more, as a learner who runs them twice: still "passed".
+
+An exercise with several rules lists one wrong answer per rule; steps 1 and 2 run for each.
 
 The next exercise's cells then see the state that solution left, as they would for a learner
 who solved the exercises in order.  Sharing nbval's kernel means the notebook (and notebook
@@ -36,7 +39,7 @@ class Wrong:
     cleanup: str = ""  # undoes what the wrong answer changed, so the reference solution starts clean
 
 
-WRONG: dict[str, dict[int, Wrong]] = {
+WRONG: dict[str, dict[int, Wrong | list[Wrong]]] = {  # a list: one wrong answer per rule
     "01_connect": {
         1: Wrong("my_connection = await asyncpg.connect(DSN)\nmy_version = my_connection.get_server_version()",
                  "close it in the finally block", "await my_connection.close()"),
@@ -123,59 +126,186 @@ WRONG: dict[str, dict[int, Wrong]] = {
                  "await connection.execute(\"DELETE FROM brand WHERE brand_name LIKE 'pair%'\")"),
     },
     "07_manual_transactions": {
-        1: Wrong("async def rename_brand(connection, brand_id, new_name):\n"
-                 "    tr = connection.transaction()\n"
-                 "    await tr.start()\n"
-                 '    await connection.execute("UPDATE brand SET brand_name = $2 WHERE brand_id = $1", brand_id, new_name)\n'
-                 "    await tr.commit()\n"
-                 "    return True", "rename_brand should return False",
-                 'await connection.execute("UPDATE brand SET brand_name = (SELECT brand_name FROM brand_before"\n'
-                 '                         " WHERE brand_id = 1) WHERE brand_id = 1")'),
-        2: Wrong("async def run_in_transaction(connection, work):\n"
-                 "    tr = connection.transaction()\n"
-                 "    await tr.start()\n"
-                 "    try:\n"
-                 "        result = await work(connection)\n"
-                 "    except Exception:\n"
-                 "        await tr.rollback()\n"
-                 "        raise\n"
-                 "    await tr.commit()\n"
-                 "    return result", "roll back on BaseException",
-                 # asyncpg still counts the wrong answer's transaction as started: a new connection
-                 "await connection.close()\n"
-                 "connection = await asyncpg.connect(DSN)\n"
-                 "await connection.execute(\"DELETE FROM brand WHERE brand_name IN ('quartz', 'onyx', 'opal')\")"),
+        1: [Wrong("async def rename_brand(connection, brand_id, new_name):\n"
+                  "    tr = connection.transaction()\n"
+                  "    await tr.start()\n"
+                  '    await connection.execute("UPDATE brand SET brand_name = $2 WHERE brand_id = $1", brand_id, new_name)\n'
+                  "    await tr.commit()\n"
+                  "    return True", "rename_brand should return False",
+                  'await connection.execute("UPDATE brand SET brand_name = (SELECT brand_name FROM brand_before"\n'
+                  '                         " WHERE brand_id = 1) WHERE brand_id = 1")'),
+            Wrong("async def rename_brand(connection, brand_id, new_name):\n"
+                  "    tr = connection.transaction()\n"
+                  "    await tr.start()\n"
+                  '    await connection.execute("UPDATE brand SET brand_name = $2 WHERE brand_id = $1", brand_id, new_name)\n'
+                  "    if await connection.fetchval(\n"
+                  '            "SELECT count(*) FROM brand WHERE brand_name = $1 AND brand_id <> $2", new_name, brand_id):\n'
+                  "        return False\n"
+                  "    await tr.commit()\n"
+                  "    return True", "a refused rename left the transaction open"),
+            Wrong("async def rename_brand(connection, brand_id, new_name):\n"
+                  "    tr = connection.transaction()\n"
+                  "    await tr.start()\n"
+                  "    try:\n"
+                  '        await connection.execute("UPDATE brand SET brand_name = $2 WHERE brand_id = $1", brand_id, new_name)\n'
+                  "        duplicates = await connection.fetchval(\n"
+                  '            "SELECT count(*) FROM brand WHERE brand_name = $1 AND brand_id <> $2", new_name, brand_id)\n'
+                  "    except asyncpg.PostgresError:\n"
+                  "        await tr.rollback()\n"
+                  "        return False\n"
+                  "    if duplicates:\n"
+                  "        await tr.rollback()\n"
+                  "        return False\n"
+                  "    await tr.commit()\n"
+                  "    return True", "the NotNullViolationError must reach the caller"),
+            Wrong("async def rename_brand(connection, brand_id, new_name):\n"
+                  "    tr = connection.transaction()\n"
+                  "    await tr.start()\n"
+                  '    await connection.execute("UPDATE brand SET brand_name = $2 WHERE brand_id = $1", brand_id, new_name)\n'
+                  "    if await connection.fetchval(\n"
+                  '            "SELECT count(*) FROM brand WHERE brand_name = $1 AND brand_id <> $2", new_name, brand_id):\n'
+                  "        await tr.rollback()\n"
+                  "        return False\n"
+                  "    await tr.commit()\n"
+                  "    return True", "a failed rename left the transaction open: roll back on any exception")],
+        2: [Wrong("async def run_in_transaction(connection, work):\n"
+                  "    tr = connection.transaction()\n"
+                  "    await tr.start()\n"
+                  "    try:\n"
+                  "        result = await work(connection)\n"
+                  "    except Exception:\n"
+                  "        await tr.rollback()\n"
+                  "        raise\n"
+                  "    await tr.commit()\n"
+                  "    return result", "roll back on BaseException"),
+            Wrong("async def run_in_transaction(connection, work):\n"  # the chapter's listing 5.12 shape
+                  "    tr = connection.transaction()\n"
+                  "    await tr.start()\n"
+                  "    try:\n"
+                  "        result = await work(connection)\n"
+                  "    except asyncpg.PostgresError:\n"
+                  "        await tr.rollback()\n"
+                  "        raise\n"
+                  "    else:\n"
+                  "        await tr.commit()\n"
+                  "        return result", "roll back on any exception, not only PostgresError"),
+            Wrong("async def run_in_transaction(connection, work):\n"
+                  "    tr = connection.transaction()\n"
+                  "    await tr.start()\n"
+                  "    try:\n"
+                  "        result = await work(connection)\n"
+                  "    except BaseException:\n"
+                  "        await tr.rollback()\n"
+                  "        return None\n"
+                  "    await tr.commit()\n"
+                  "    return result", "the RuntimeError must reach the caller"),
+            Wrong("async def run_in_transaction(connection, work):\n"
+                  "    async with connection.transaction():\n"
+                  "        await work(connection)", "should return what work returned ('ok'), not None")],
     },
     "08_async_generators": {
-        1: Wrong("async def countdown(start, delay):\n"
-                 "    for value in range(start, -1, -1):\n"
-                 "        await asyncio.sleep(delay)\n"
-                 "        yield value\n\n"
-                 "odd = [value async for value in countdown(9, 0.01) if value % 2 == 1]",
-                 "should yield 3, 2, 1, not [3, 2, 1, 0]"),
-        2: Wrong("async def batched(source, size):\n"
-                 "    batch = []\n"
-                 "    async for item in source:\n"
-                 "        batch.append(item)\n"
-                 "        if len(batch) == size:\n"
-                 "            yield batch\n"
-                 "            batch = []", "not [[1, 2, 3], [4, 5, 6]]"),
-        3: Wrong('brand_7_ids = [row["product_id"] async for row in products(connection, page_size=100)]',
-                 "brand 7 has"),
+        1: [Wrong("async def countdown(start, delay):\n"
+                  "    for value in range(start, -1, -1):\n"
+                  "        await asyncio.sleep(delay)\n"
+                  "        yield value\n\n"
+                  "odd = [value async for value in countdown(9, 0.01) if value % 2 == 1]",
+                  "should yield 3, 2, 1, not [3, 2, 1, 0]"),
+            Wrong("async def countdown(start, delay):\n"
+                  "    for value in range(start, 0, -1):\n"
+                  "        yield value\n\n"
+                  "odd = [value async for value in countdown(9, 0.01) if value % 2 == 1]",
+                  "await asyncio.sleep(delay) before each value"),
+            Wrong("async def countdown(start, delay):\n"
+                  "    for value in range(start, 0, -1):\n"
+                  "        await asyncio.sleep(delay)\n"
+                  "        yield value\n\n"
+                  "odd = [value async for value in countdown(9, 0.01)]",
+                  "odd should be [9, 7, 5, 3, 1]")],
+        2: [Wrong("async def batched(source, size):\n"
+                  "    batch = []\n"
+                  "    async for item in source:\n"
+                  "        batch.append(item)\n"
+                  "        if len(batch) == size:\n"
+                  "            yield batch\n"
+                  "            batch = []", "not [[1, 2, 3], [4, 5, 6]]"),
+            Wrong("async def batched(source, size):\n"
+                  "    batch = []\n"
+                  "    async for item in source:\n"
+                  "        if len(batch) == size:\n"
+                  "            yield batch\n"
+                  "            batch = []\n"
+                  "        batch.append(item)\n"
+                  "    if batch:\n"
+                  "        yield batch", "but batched pulled 7 items from its source"),
+            Wrong("async def batched(source, size):\n"
+                  "    batch = []\n"
+                  "    async for item in source:\n"
+                  "        batch.append(item)\n"
+                  "        if len(batch) == size:\n"
+                  "            yield batch\n"
+                  "            batch = []\n"
+                  "    yield batch", "not [[1, 2], [3, 4], []]")],
+        3: [Wrong("async def ids_of_brand(rows, brand_id):\n"
+                  '    return [row["product_id"] async for row in rows]', "brand 7 has"),
+            Wrong("async def ids_of_brand(rows, brand_id):\n"
+                  '    return [row["product_id"] for row in await connection.fetch(\n'
+                  '        "SELECT product_id FROM product WHERE brand_id = $1 ORDER BY product_id", brand_id)]',
+                  "from the rows it is given"),
+            Wrong("async def ids_of_brand(rows, brand_id):\n"
+                  '    return sorted([row["product_id"] async for row in rows if row["brand_id"] == brand_id])',
+                  "are [3, 1, 4] in that order, not [1, 3, 4]")],
     },
     "09_cursors": {
-        1: Wrong("async with connection.transaction():\n"
-                 "    cursor = await connection.cursor(QUERY)\n"
-                 "    await cursor.forward(901)\n"
-                 "    slice_rows = await cursor.fetch(10)", "expected products 901 to 910"),
-        2: Wrong("async def stream_batches(connection, query, batch_size):\n"
-                 "    async with connection.transaction():\n"
-                 "        cursor = await connection.cursor(query)\n"
-                 "        while True:\n"
-                 "            batch = await cursor.fetch(batch_size)\n"
-                 "            yield batch\n"
-                 "            if not batch:\n"
-                 "                return", "not [300, 300, 300, 100, 0]"),
+        1: [Wrong("async def every_nth(connection, query, n):\n"
+                  "    rows, offset = [], n - 1\n"
+                  '    while (row := await connection.fetchrow(f"{query} LIMIT 1 OFFSET {offset}")) is not None:\n'
+                  "        rows.append(row)\n"
+                  "        offset += n\n"
+                  "    return rows", "use one cursor and no other query"),
+            Wrong("async def every_nth(connection, query, n):\n"
+                  "    async with connection.transaction():\n"
+                  "        rows = [row async for row in connection.cursor(query)]\n"
+                  "    return rows[n - 1::n]", "read 1000 rows to return 10: skip the others with forward"),
+            Wrong("async def every_nth(connection, query, n):\n"
+                  "    async with connection.transaction():\n"
+                  "        cursor = await connection.cursor(query)\n"
+                  "        rows = []\n"
+                  "        while await cursor.forward(n) == n and (row := await cursor.fetchrow()) is not None:\n"
+                  "            rows.append(row)\n"
+                  "    return rows", "should give the rows [100, 200, 300, 400] ..., not [101, 202"),
+            Wrong("async def every_nth(connection, query, n):\n"
+                  "    await connection.transaction().start()\n"
+                  "    cursor = await connection.cursor(query)\n"
+                  "    rows = []\n"
+                  "    while await cursor.forward(n - 1) == n - 1 and (row := await cursor.fetchrow()) is not None:\n"
+                  "        rows.append(row)\n"
+                  "    return rows", "every_nth left a transaction open")],
+        2: [Wrong("async def stream_batches(connection, query, batch_size):\n"
+                  "    async with connection.transaction():\n"
+                  "        cursor = await connection.cursor(query)\n"
+                  "        while True:\n"
+                  "            batch = await cursor.fetch(batch_size)\n"
+                  "            yield batch\n"
+                  "            if not batch:\n"
+                  "                return", "not [300, 300, 300, 100, 0]"),
+            Wrong("async def stream_batches(connection, query, batch_size):\n"
+                  "    async with connection.transaction():\n"
+                  "        rows = await connection.fetch(query)\n"
+                  "        for start in range(0, len(rows), batch_size):\n"
+                  "            yield rows[start:start + batch_size]", "not connection.fetch"),
+            Wrong("async def stream_batches(connection, query, batch_size):\n"
+                  "    async with connection.transaction():\n"
+                  "        cursor = await connection.cursor(query)\n"
+                  "        rows = await cursor.fetch(1_000_000)\n"
+                  "        for start in range(0, len(rows), batch_size):\n"
+                  "            yield rows[start:start + batch_size]", "but 1000 rows were read: fetch one batch at a time"),
+            Wrong("async def stream_batches(connection, query, batch_size):\n"
+                  "    tr = connection.transaction()\n"
+                  "    await tr.start()\n"
+                  "    cursor = await connection.cursor(query)\n"
+                  "    while batch := await cursor.fetch(batch_size):\n"
+                  "        yield batch\n"
+                  "    await tr.commit()", "closing the generator early left its transaction open")],
     },
     "10_performance_lab": {
         1: Wrong('fetch_sides = lab["workloads"]["concurrent_queries"]["methods"]["fetch"]["sides"]\n'
@@ -190,6 +320,11 @@ WRONG: dict[str, dict[int, Wrong]] = {
                  "there is no index named sku_product_id_idx yet"),
     },
 }
+
+#: Notebooks whose reference solutions run once only: owned by other branches in issue 15, which
+#: make their checks pass a second run; the lead removes this set at merge.
+ONCE_ONLY = {"01_connect", "02_schema", "03_seeding_executemany", "04_connection_pools", "05_transactions",
+             "06_savepoints", "10_performance_lab"}
 
 #: Snapshots a cleanup above needs, taken before the first exercise runs.
 BEFORE_EXERCISES = {
@@ -227,15 +362,26 @@ class Turn:
 
 
 def turns(stem: str, number: int, check_source: str, solution: str) -> list[Turn]:
-    wrong = WRONG[stem][number]
-    probes = [Turn("a wrong answer", wrong.code),
-              Turn("the check after the wrong answer", check_source,
-                   must_show=(f"Exercise {number} is not right yet", wrong.expect),
-                   must_not_show=("passed", "AssertionError"))]
-    if wrong.cleanup:
-        probes.append(Turn("cleanup after the wrong answer", wrong.cleanup))
-    return [*probes, Turn("the reference solution", solution),
-            Turn("the check after the solution", check_source, must_end_with=f"Exercise {number} passed")]
+    """Each wrong answer (one, or a list: one per rule of the exercise) and its check, then the solution's."""
+    listed = WRONG[stem][number]
+    wrongs = listed if isinstance(listed, list) else [listed]
+    probes = []
+    for index, wrong in enumerate(wrongs, 1):
+        answer, after = (f"wrong answer {index}", f"wrong answer {index}") if len(wrongs) > 1 else \
+            ("a wrong answer", "the wrong answer")
+        probes += [Turn(answer, wrong.code),
+                   Turn(f"the check after {after}", check_source,
+                        must_show=(f"Exercise {number} is not right yet", wrong.expect),
+                        must_not_show=("passed", "AssertionError"))]
+        if wrong.cleanup:
+            probes.append(Turn(f"cleanup after {after}", wrong.cleanup))
+    passed = f"Exercise {number} passed"
+    probes += [Turn("the reference solution", solution), Turn("the check after the solution", check_source,
+                                                              must_end_with=passed)]
+    if stem not in ONCE_ONLY:  # a learner runs the answer and its check again: still passed
+        probes += [Turn("the reference solution, again", solution),
+                   Turn("the check after the solution, again", check_source, must_end_with=passed)]
+    return probes
 
 
 class Probe(IPyNbCell):
