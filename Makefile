@@ -63,7 +63,7 @@ lab: setup $(LAB_OVERRIDES)
 # PYTEST_ARGS adds options, e.g. `make test PYTEST_ARGS="--durations=0"` for every test's time.
 test:
 	@$(MAKE) --no-print-directory -j2 setup lint
-	$(PY) -m pytest -n 2 --dist loadfile --no-loadscope-reorder --durations=20 $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 --dist loadfile --no-loadscope-reorder --durations=20 -m 'not world' $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
