@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers.admin.links import links
 from helpers.maintainers.lock import BINDER_EXTRAS, requirement_closure
 from tests import users
 
@@ -83,3 +84,17 @@ def test_repo2docker_steps_replayed_as_a_user() -> None:
     assert re.search(r"\d+ passed", out) and " failed" not in out, out[-3000:]
     step("db stop", f"{env}/bin/python", "-m", "helpers", "db", "stop")
     shutil.rmtree(work, ignore_errors=True)
+
+
+def test_links_for_a_github_repository_and_any_other_git_host() -> None:
+    made = links("https://github.com/acme/asyncpg-course.git", "main", "05_transactions.ipynb",
+                 "https://hub.example.edu/")
+    assert made.binder == ("https://mybinder.org/v2/gh/acme/asyncpg-course/main"
+                           "?urlpath=lab%2Ftree%2Fnotebooks%2F05_transactions.ipynb")
+    assert made.badge == f"[![Binder](https://mybinder.org/badge_logo.svg)]({made.binder})"
+    assert made.nbgitpuller == ("https://hub.example.edu/hub/user-redirect/git-pull"
+                                "?repo=https%3A%2F%2Fgithub.com%2Facme%2Fasyncpg-course.git&branch=main"
+                                "&urlpath=lab%2Ftree%2Fasyncpg-course%2Fnotebooks%2F05_transactions.ipynb")
+    other = links("https://git.example.edu/teach/course", "spring", "01_connect.ipynb", None)
+    assert other.binder.startswith("https://mybinder.org/v2/git/https%3A%2F%2Fgit.example.edu%2Fteach%2Fcourse/spring?")
+    assert other.nbgitpuller is None

@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import re
 import subprocess
-from importlib import metadata
 import sys
 import tempfile
 import venv
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 
 from packaging.requirements import Requirement
