@@ -9,7 +9,7 @@ NOTEBOOKS ?=
 # The Jupyter kernel the notebooks ask for, installed inside the venv (so `jupyter lab` from the venv sees it).
 KERNEL := $(VENV)/share/jupyter/kernels/asyncpg-course/kernel.json
 
-.PHONY: help setup db lab test lint lock execute bench html slides clean
+.PHONY: help setup db lab test lint lock execute bench html slides homework clean
 
 help:
 	@echo "make lab      set up and open JupyterLab on the course"
@@ -20,6 +20,7 @@ help:
 	@echo "make bench    the full performance lab (python -m helpers bench)"
 	@echo "make html     the executed notebooks as static HTML in build/html (offline)"
 	@echo "make slides   reveal.js slides per notebook in build/slides (offline)"
+	@echo "make homework the exercises as nbgrader assignments in build/nbgrader (instructors)"
 	@echo "make clean    stop the embedded server and remove generated files"
 
 # pip installs uv (one wheel), and uv installs the pinned rest in a few seconds (pip takes about
@@ -62,7 +63,7 @@ lab: setup $(LAB_OVERRIDES)
 # PYTEST_ARGS adds options, e.g. `make test PYTEST_ARGS="--durations=0"` for every test's time.
 test:
 	@$(MAKE) --no-print-directory -j2 setup lint
-	$(PY) -m pytest -n 2 --dist loadfile --no-loadscope-reorder --durations=20 $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 --dist loadfile --no-loadscope-reorder --durations=20 -m 'not world' $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
@@ -81,6 +82,26 @@ bench: setup
 clean:
 	-@[ -x $(PY) ] && $(PY) -m helpers db stop
 	rm -rf build artifacts .pytest_cache
+
+# Homework for a class (docs/instructor-guide.md, Homework): nbgrader in a virtualenv of its own,
+# .venv-grading, so that a learner's `make lab` never shows nbgrader's menus. It sees the
+# course's kernel, and its bin/ goes first on PATH because nbgrader runs its `alembic`.
+# `course assignments` writes the source notebooks (notebooks/ is only read) and nbgrader the
+# student versions in $(NBGRADER_DIR)/release/.
+GRADING := .venv-grading
+GRADING_STAMP := $(GRADING)/.installed
+NBGRADER_DIR ?= build/nbgrader
+
+$(GRADING_STAMP): $(STAMP)
+	$(PYTHON) -m venv $(GRADING)
+	$(VENV)/bin/uv pip install --quiet --python $(GRADING)/bin/python -c constraints.txt -e '.[lab,grading]' \
+	  || $(GRADING)/bin/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[lab,grading]'
+	$(GRADING)/bin/python -m ipykernel install --sys-prefix --name asyncpg-course --display-name "asyncpg course (.venv)"
+	touch $(GRADING_STAMP)
+
+homework: $(GRADING_STAMP) db
+	$(GRADING)/bin/course assignments --out "$(NBGRADER_DIR)"
+	cd "$(NBGRADER_DIR)" && PATH="$(CURDIR)/$(GRADING)/bin:$$PATH" "$(CURDIR)/$(GRADING)/bin/nbgrader" generate_assignment '*' --force --log-level=WARN
 
 # Static copies for a classroom, from the outputs stored in the notebooks (nothing runs, no
 # database): build/html/ (pages + index.html) and build/slides/ (reveal.js decks + index.html).

@@ -20,7 +20,6 @@ who solved the exercises in order.  Sharing nbval's kernel means the notebook (a
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +28,9 @@ from typing import Any
 import nbformat
 import pytest
 from nbval.plugin import IPyNbCell, IPyNbFile
+
+from helpers.exercises import exercise_role as role
+from helpers.exercises import solution_code
 
 
 @dataclass(frozen=True)
@@ -334,23 +336,6 @@ BEFORE_EXERCISES = {
 }
 
 
-Role = tuple[int, str]
-
-
-def role(cell: nbformat.NotebookNode) -> Role | None:
-    """(exercise number, "answer" | "check" | "solution") from the cell's `course` metadata."""
-    course = cell.metadata.get("course", {})
-    return (course["exercise"], course["role"]) if "exercise" in course else None
-
-
-def solution_code(cell: nbformat.NotebookNode) -> str:
-    """The reference solution: the python block inside the folded <details> of a markdown cell."""
-    found = re.search(r"```python\n(.*?)\n```", cell.source, re.S)
-    if not found:
-        raise ValueError(f"no python block in the solution cell: {cell.source[:200]!r}")
-    return found.group(1)
-
-
 @dataclass(frozen=True)
 class Turn:
     """One probe: code run after a check cell, and what its output must show."""
@@ -415,7 +400,7 @@ class Probe(IPyNbCell):
 def probes_for(file: IPyNbFile, cells: list[IPyNbCell]) -> dict[int, list[Probe]]:
     """The probes to run after each of the file's collected cells, by that cell's index."""
     stem = Path(file.path).stem
-    solutions = {role(c)[0]: solution_code(c) for c in file.nb.cells if role(c) and role(c)[1] == "solution"}
+    solutions = {role(c)[0]: solution_code(c.source) for c in file.nb.cells if role(c) and role(c)[1] == "solution"}
     after: dict[int, list[Probe]] = {}
     for index, item in enumerate(cells):
         match role(item.cell):
