@@ -9,11 +9,12 @@ NOTEBOOKS ?=
 # The Jupyter kernel the notebooks ask for, installed inside the venv (so `jupyter lab` from the venv sees it).
 KERNEL := $(VENV)/share/jupyter/kernels/asyncpg-course/kernel.json
 
-.PHONY: help setup db lab test lint lock execute bench html slides homework clean
+.PHONY: help setup db lab test test-world lint lock execute bench html slides homework clean
 
 help:
 	@echo "make lab      set up and open JupyterLab on the course"
 	@echo "make test     set up and run every test (helpers, notebooks under nbval, benchmark, browser)"
+	@echo "make test-world  real installs replayed as another user (Binder's steps; CI runs it)"
 	@echo "make lint     ruff and mypy (make test runs them first)"
 	@echo "make lock     regenerate the pins in constraints.txt from pyproject.toml"
 	@echo "make execute  re-execute the notebooks in place (refreshes their stored outputs)"
@@ -64,6 +65,11 @@ lab: setup $(LAB_OVERRIDES)
 test:
 	@$(MAKE) --no-print-directory -j2 setup lint
 	$(PY) -m pytest -n 2 --dist loadfile --no-loadscope-reorder --durations=20 -m 'not world' $(PYTEST_ARGS)
+
+# What `make test` leaves out: real installs replayed as another user (tests marked `world`,
+# e.g. Binder's steps in tests/test_binder.py). .ci/run runs them after make test.
+test-world: setup
+	$(PY) -m pytest -p no:xdist -m world --durations=0 $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
