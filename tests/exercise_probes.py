@@ -8,7 +8,9 @@ here run in that same kernel, as a learner would:
    "Exercise N is not right yet: <the specific reason>";
 2. a cleanup of what the wrong answer changed, where it changed anything;
 3. the reference solution, taken from the notebook's folded `<details>` block, then the check
-   again, which must end with "Exercise N passed".
+   again, which must end with "Exercise N passed";
+4. the reference solution and the check a second time, as a learner who runs the cells again
+   does: a correct answer must pass however often it runs.
 
 The next exercise's cells then see the state that solution left, as they would for a learner
 who solved the exercises in order.  Sharing nbval's kernel means the notebook (and notebook
@@ -234,8 +236,11 @@ def turns(stem: str, number: int, check_source: str, solution: str) -> list[Turn
                    must_not_show=("passed", "AssertionError"))]
     if wrong.cleanup:
         probes.append(Turn("cleanup after the wrong answer", wrong.cleanup))
+    passes = f"Exercise {number} passed"
     return [*probes, Turn("the reference solution", solution),
-            Turn("the check after the solution", check_source, must_end_with=f"Exercise {number} passed")]
+            Turn("the check after the solution", check_source, must_end_with=passes),
+            Turn("the reference solution again", solution),
+            Turn("the check after the solution again", check_source, must_end_with=passes)]
 
 
 class Probe(IPyNbCell):
