@@ -6,7 +6,8 @@ here run in that same kernel, as a learner would:
 
 1. a plausible wrong answer (written here), then the check again, which must say
    "Exercise N is not right yet: <the specific reason>";
-2. a cleanup of what the wrong answer changed, where it changed anything;
+2. a cleanup of what the wrong answer changed, where it changed anything (steps 1 and 2 once
+   for each wrong answer: an exercise that states several rules has one for each);
 3. the reference solution, taken from the notebook's folded `<details>` block, then the check
    again, which must end with "Exercise N passed";
 4. the reference solution and the check a second time, as a learner who runs the cells again
@@ -38,7 +39,8 @@ class Wrong:
     cleanup: str = ""  # undoes what the wrong answer changed, so the reference solution starts clean
 
 
-WRONG: dict[str, dict[int, Wrong]] = {
+#: One plausible wrong answer per exercise, or a tuple of them: one for each rule the exercise states.
+WRONG: dict[str, dict[int, Wrong | tuple[Wrong, ...]]] = {
     "01_connect": {
         1: Wrong("my_connection = await asyncpg.connect(DSN)\nmy_version = my_connection.get_server_version()",
                  "close it in the finally block", "await my_connection.close()"),
@@ -228,14 +230,21 @@ class Turn:
     must_end_with: str = ""
 
 
+def wrong_answers(stem: str, number: int) -> tuple[Wrong, ...]:
+    entry = WRONG[stem][number]
+    return entry if isinstance(entry, tuple) else (entry,)
+
+
 def turns(stem: str, number: int, check_source: str, solution: str) -> list[Turn]:
-    wrong = WRONG[stem][number]
-    probes = [Turn("a wrong answer", wrong.code),
-              Turn("the check after the wrong answer", check_source,
-                   must_show=(f"Exercise {number} is not right yet", wrong.expect),
-                   must_not_show=("passed", "AssertionError"))]
-    if wrong.cleanup:
-        probes.append(Turn("cleanup after the wrong answer", wrong.cleanup))
+    probes = []
+    for index, wrong in enumerate(wrong_answers(stem, number), start=1):
+        which = "" if index == 1 else f" ({index})"
+        probes += [Turn(f"a wrong answer{which}", wrong.code),
+                   Turn(f"the check after the wrong answer{which}", check_source,
+                        must_show=(f"Exercise {number} is not right yet", wrong.expect),
+                        must_not_show=("passed", "AssertionError"))]
+        if wrong.cleanup:
+            probes.append(Turn(f"cleanup after the wrong answer{which}", wrong.cleanup))
     passes = f"Exercise {number} passed"
     return [*probes, Turn("the reference solution", solution),
             Turn("the check after the solution", check_source, must_end_with=passes),
