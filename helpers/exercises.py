@@ -21,8 +21,11 @@ import dis
 import inspect
 import sys
 import traceback
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
+
+import asyncpg
 
 _EMPTY_BODY_OPS = {"RESUME", "NOP", "CACHE", "RETURN_GENERATOR", "POP_TOP", "RETURN_VALUE", "RETURN_CONST",
                    "LOAD_CONST", "COPY_FREE_VARS", "MAKE_CELL"}
@@ -82,3 +85,22 @@ async def check(number: int, test: Callable[[], Awaitable[None] | None], *answer
         message = f": {error}" if str(error) else ""
         return _wrong(number, f"your code raised {type(error).__name__}{message}")
     print(f"Exercise {number} passed")
+
+
+@asynccontextmanager
+async def queries_sent(conn: asyncpg.Connection) -> AsyncIterator[list[str]]:
+    """The text of each query `conn` sends inside the block (its query logger), so that a check
+    can see *how* an answer worked: one `BEGIN`, a `SAVEPOINT` per step, `READ ONLY`.  The
+    logger sees `execute`, the `fetch` family and `executemany` (and so every statement a
+    `transaction()` block sends); not cursors, prepared statements or COPY."""
+    sent: list[str] = []
+
+    def record(query: Any) -> None:
+        sent.append(query.query)
+
+    conn.add_query_logger(record)
+    try:
+        yield sent
+    finally:
+        await asyncio.sleep(0)  # asyncpg calls a logger soon after each query: let the last one run
+        conn.remove_query_logger(record)
