@@ -66,65 +66,181 @@ WRONG: dict[str, dict[int, Wrong | tuple[Wrong, ...]]] = {
         3: Wrong('new_brands = ["Aurora", "Borealis", "Cascade"]', "should be a list of dicts"),
     },
     "04_connection_pools": {
-        1: Wrong("async def sku_counts(pool, product_ids):\n"
-                 "    async with pool.acquire() as conn:\n"
-                 '        total = await conn.fetchval("SELECT count(*) FROM sku")\n'
-                 "    return {product_id: total for product_id in product_ids}", "disagrees with GROUP BY"),
-        2: Wrong("async def seq_scanned_tables(conn, query, *args):\n"
-                 '    rows = await conn.fetch("EXPLAIN (COSTS OFF) " + query, *args)\n'
-                 '    return [row[0].split("Seq Scan on ")[1].split()[0] for row in rows if "Seq Scan on " in row[0]]',
-                 "expected {'product'}, got ['product']"),
-        3: Wrong("async def count_brands_or_none(pool, timeout):\n"
-                 "    async with pool.acquire() as conn:\n"
-                 '        return await conn.fetchval("SELECT count(*) FROM brand")', "should give None, not 100"),
+        1: (Wrong("async def sku_counts(pool, product_ids, limit):\n"
+                  "    async with pool.acquire() as conn:\n"
+                  '        total = await conn.fetchval("SELECT count(*) FROM sku")\n'
+                  "    return {product_id: total for product_id in product_ids}", "disagrees with GROUP BY"),
+            Wrong("async def sku_counts(pool, product_ids, limit):\n"  # right counts, one after another
+                  "    counts = {}\n"
+                  "    for product_id in product_ids:\n"
+                  "        async with pool.acquire() as conn:\n"
+                  '            counts[product_id] = await conn.fetchval("SELECT count(*) FROM sku WHERE product_id = $1",\n'
+                  "                                                     product_id)\n"
+                  "    return counts", "run the queries at the same time"),
+            Wrong("async def sku_counts(pool, product_ids, limit):\n"  # concurrently, but on one borrowed connection
+                  "    async with pool.acquire() as conn:\n"
+                  '        counts = await asyncio.gather(*(conn.fetchval("SELECT count(*) FROM sku WHERE product_id = $1", p)\n'
+                  "                                        for p in product_ids))\n"
+                  "    return dict(zip(product_ids, counts))", "another operation is in progress"),
+            Wrong("async def sku_counts(pool, product_ids, limit):\n"  # concurrently, but no limit
+                  "    async def one(product_id):\n"
+                  "        async with pool.acquire() as conn:\n"
+                  '            return product_id, await conn.fetchval("SELECT count(*) FROM sku WHERE product_id = $1",\n'
+                  "                                                   product_id)\n"
+                  "    return dict(await asyncio.gather(*(one(p) for p in product_ids)))", "never more than 3")),
+        2: (Wrong("async def seq_scanned_tables(conn, query, *args):\n"
+                  '    rows = await conn.fetch("EXPLAIN (COSTS OFF) " + query, *args)\n'
+                  '    return [row[0].split("Seq Scan on ")[1].split()[0] for row in rows if "Seq Scan on " in row[0]]',
+                  "expected {'product'}, got ['product']"),
+            Wrong("async def seq_scanned_tables(conn, query, *args):\n"  # keeps the alias
+                  '    rows = await conn.fetch("EXPLAIN (COSTS OFF) " + query, *args)\n'
+                  '    return {row[0].split("Seq Scan on ")[1].strip() for row in rows if "Seq Scan on " in row[0]}',
+                  "an alias follows the name")),
+        3: (Wrong("async def count_brands_or_none(pool, timeout):\n"
+                  "    async with pool.acquire() as conn:\n"
+                  '        return await conn.fetchval("SELECT count(*) FROM brand")', "should give None, not 100"),
+            Wrong("async def count_brands_or_none(pool, timeout):\n"  # catches every error, not only the timeout
+                  "    try:\n"
+                  "        async with pool.acquire(timeout=timeout) as conn:\n"
+                  '            return await conn.fetchval("SELECT count(*) FROM brand")\n'
+                  "    except Exception:\n"
+                  "        return None", "catch only the timeout")),
     },
     "05_transactions": {
-        1: Wrong("async def insert_brands(conn, names):\n"
-                 '    return [await conn.fetchval("INSERT INTO brand VALUES (DEFAULT, $1) RETURNING brand_id", name)\n'
-                 "            for name in names]", "use one transaction",
-                 "await connection.execute(\"DELETE FROM brand WHERE brand_name IN ('alpha', 'beta', 'gamma', 'delta')\")"),
-        2: Wrong("async def move_products(conn, from_brand, to_brand, expected):\n"
-                 "    async with conn.transaction():\n"
-                 '        status = await conn.execute("UPDATE product SET brand_id = $2 WHERE brand_id = $1", from_brand, to_brand)\n'
-                 "        if int(status.split()[-1]) != expected:\n"
-                 '            raise ValueError("wrong count")\n'
-                 "        return status", "should return the number of moved products",
-                 'await connection.execute("UPDATE product SET brand_id = 5 WHERE brand_id = 6"\n'
-                 '                         " AND product_id NOT IN (SELECT product_id FROM product_before)")'),
-        3: Wrong("async def brand_report(conn):\n"
-                 "    async with conn.transaction(readonly=True):\n"
-                 '        return {"brands": await conn.fetchval("SELECT count(*) FROM brand"),\n'
-                 '                "products": await conn.fetchval("SELECT count(*) FROM product"),\n'
-                 '                "isolation": await conn.fetchval("SHOW transaction_isolation")}', "'read committed'"),
+        1: (Wrong("async def insert_brands(conn, names):\n"
+                  '    return [await conn.fetchval("INSERT INTO brand VALUES (DEFAULT, $1) RETURNING brand_id", name)\n'
+                  "            for name in names]", "use one transaction"),
+            Wrong("async def insert_brands(conn, names):\n"
+                  "    async with conn.transaction():\n"
+                  '        return [await conn.execute("INSERT INTO brand VALUES (DEFAULT, $1)", name) for name in names]',
+                  "should return the new brand_ids"),
+            Wrong("async def insert_brands(conn, names):\n"
+                  "    try:\n"
+                  "        async with conn.transaction():\n"
+                  '            return [await conn.fetchval("INSERT INTO brand VALUES (DEFAULT, $1) RETURNING brand_id", n)\n'
+                  "                    for n in names]\n"
+                  "    except asyncpg.PostgresError:\n"
+                  "        return []", "should reach the caller"),
+            # BEGIN by hand and no ROLLBACK on the error: the check names the one thing to do, and the
+            # cleanup does just that
+            Wrong("async def insert_brands(conn, names):\n"
+                  '    await conn.execute("BEGIN")\n'
+                  '    ids = [await conn.fetchval("INSERT INTO brand VALUES (DEFAULT, $1) RETURNING brand_id", name)\n'
+                  "           for name in names]\n"
+                  '    await conn.execute("COMMIT")\n'
+                  "    return ids", "run `await connection.execute('ROLLBACK')`",
+                  'await connection.execute("ROLLBACK")')),
+        2: (Wrong("async def move_products(conn, from_brand, to_brand, expected):\n"
+                  "    async with conn.transaction():\n"
+                  '        status = await conn.execute("UPDATE product SET brand_id = $2 WHERE brand_id = $1", from_brand, to_brand)\n'
+                  "        if int(status.split()[-1]) != expected:\n"
+                  '            raise ValueError("wrong count")\n'
+                  "        return status", "should return the number of moved products"),
+            Wrong("async def move_products(conn, from_brand, to_brand, expected):\n"
+                  '    status = await conn.execute("UPDATE product SET brand_id = $2 WHERE brand_id = $1", from_brand, to_brand)\n'
+                  "    moved = int(status.split()[-1])\n"
+                  "    if moved != expected:\n"
+                  '        raise ValueError("wrong count")\n'
+                  "    return moved", "a wrong count must roll the move back"),
+            Wrong("async def move_products(conn, from_brand, to_brand, expected):\n"
+                  "    async with conn.transaction():\n"
+                  '        status = await conn.execute("UPDATE product SET brand_id = $2 WHERE brand_id = $1", from_brand, to_brand)\n'
+                  "        return int(status.split()[-1])", "a wrong expected count must raise ValueError")),
+        3: (Wrong("async def brand_report(conn):\n"
+                  "    async with conn.transaction(readonly=True):\n"
+                  '        return {"brands": await conn.fetchval("SELECT count(*) FROM brand"),\n'
+                  '                "products": await conn.fetchval("SELECT count(*) FROM product"),\n'
+                  '                "isolation": await conn.fetchval("SHOW transaction_isolation")}', "'read committed'"),
+            Wrong("async def brand_report(conn):\n"
+                  '    async with conn.transaction(isolation="repeatable_read"):\n'
+                  '        return {"brands": await conn.fetchval("SELECT count(*) FROM brand"),\n'
+                  '                "products": await conn.fetchval("SELECT count(*) FROM product"),\n'
+                  '                "isolation": await conn.fetchval("SHOW transaction_isolation")}',
+                  "make the transaction read-only"),
+            Wrong("async def brand_report(conn):\n"
+                  "    async def read(query):\n"
+                  '        async with conn.transaction(isolation="repeatable_read", readonly=True):\n'
+                  "            return await conn.fetchval(query)\n"
+                  '    return {"brands": await read("SELECT count(*) FROM brand"),\n'
+                  '            "products": await read("SELECT count(*) FROM product"),\n'
+                  '            "isolation": await read("SHOW transaction_isolation")}', "in one transaction")),
     },
     "06_savepoints": {
-        1: Wrong("async def add_colours(conn, colours):\n"
-                 "    inserted = []\n"
-                 "    async with conn.transaction():\n"
-                 "        for colour_id, name in colours:\n"
-                 "            try:\n"
-                 '                await conn.execute("INSERT INTO product_color VALUES ($1, $2)", colour_id, name)\n'
-                 "            except asyncpg.UniqueViolationError:\n"
-                 "                continue\n"
-                 "            inserted.append(colour_id)\n"
-                 "    return inserted", "your code raised InFailedSQLTransactionError"),
-        2: Wrong("async def insert_brand_pair(conn, first, second):\n"
-                 '    await conn.execute("BEGIN")\n'
-                 '    await conn.execute("INSERT INTO brand VALUES (DEFAULT, $1)", first)\n'
-                 '    await conn.execute("SAVEPOINT second_brand")\n'
-                 "    try:\n"
-                 '        await conn.execute("INSERT INTO brand VALUES (DEFAULT, $1)", second)\n'
-                 "    except asyncpg.PostgresError:\n"
-                 '        await conn.execute("ROLLBACK TO SAVEPOINT second_brand")\n'
-                 "        kept = False\n"
-                 "    else:\n"
-                 '        await conn.execute("RELEASE SAVEPOINT second_brand")\n'
-                 "        kept = True\n"
-                 '    await conn.execute("COMMIT")\n'
-                 "    return kept", "a cancelled call must not leave a transaction open",
-                 "if connection.is_in_transaction():\n"
-                 '    await connection.execute("ROLLBACK")\n'
-                 "await connection.execute(\"DELETE FROM brand WHERE brand_name LIKE 'pair%'\")"),
+        1: (Wrong("async def add_colours(conn, colours):\n"
+                  "    inserted = []\n"
+                  "    async with conn.transaction():\n"
+                  "        for colour_id, name in colours:\n"
+                  "            try:\n"
+                  '                await conn.execute("INSERT INTO product_color VALUES ($1, $2)", colour_id, name)\n'
+                  "            except asyncpg.UniqueViolationError:\n"
+                  "                continue\n"
+                  "            inserted.append(colour_id)\n"
+                  "    return inserted", "your code raised InFailedSQLTransactionError"),
+            Wrong("async def add_colours(conn, colours):\n"  # autocommit: no transaction, no savepoint
+                  "    inserted = []\n"
+                  "    for colour_id, name in colours:\n"
+                  "        try:\n"
+                  '            await conn.execute("INSERT INTO product_color VALUES ($1, $2)", colour_id, name)\n'
+                  "        except asyncpg.UniqueViolationError:\n"
+                  "            continue\n"
+                  "        inserted.append(colour_id)\n"
+                  "    return inserted", "in one transaction: your code started 0"),
+            Wrong("async def add_colours(conn, colours):\n"  # a transaction per colour, no outer one
+                  "    inserted = []\n"
+                  "    for colour_id, name in colours:\n"
+                  "        try:\n"
+                  "            async with conn.transaction():\n"
+                  '                await conn.execute("INSERT INTO product_color VALUES ($1, $2)", colour_id, name)\n'
+                  "        except asyncpg.UniqueViolationError:\n"
+                  "            continue\n"
+                  "        inserted.append(colour_id)\n"
+                  "    return inserted", "in one transaction: your code started 4"),
+            Wrong("async def add_colours(conn, colours):\n"  # one transaction, ON CONFLICT instead of savepoints
+                  "    inserted = []\n"
+                  "    async with conn.transaction():\n"
+                  "        for colour_id, name in colours:\n"
+                  '            status = await conn.execute("INSERT INTO product_color VALUES ($1, $2) ON CONFLICT DO NOTHING",\n'
+                  "                                        colour_id, name)\n"
+                  '            if status == "INSERT 0 1":\n'
+                  "                inserted.append(colour_id)\n"
+                  "    return inserted", "its own savepoint")),
+        2: (Wrong("async def insert_brand_pair(conn, first, second):\n"
+                  '    await conn.execute("BEGIN")\n'
+                  '    await conn.execute("INSERT INTO brand VALUES (DEFAULT, $1)", first)\n'
+                  '    await conn.execute("SAVEPOINT second_brand")\n'
+                  "    try:\n"
+                  '        await conn.execute("INSERT INTO brand VALUES (DEFAULT, $1)", second)\n'
+                  "    except asyncpg.PostgresError:\n"
+                  '        await conn.execute("ROLLBACK TO SAVEPOINT second_brand")\n'
+                  "        kept = False\n"
+                  "    else:\n"
+                  '        await conn.execute("RELEASE SAVEPOINT second_brand")\n'
+                  "        kept = True\n"
+                  '    await conn.execute("COMMIT")\n'
+                  "    return kept", "a cancelled call must not leave a transaction open",
+                  'await connection.execute("ROLLBACK")'),
+            Wrong("async def insert_brand_pair(conn, first, second):\n"  # no savepoint: the failure takes first too
+                  '    await conn.execute("BEGIN")\n'
+                  "    try:\n"
+                  '        await conn.execute("INSERT INTO brand VALUES (DEFAULT, $1)", first)\n'
+                  '        await conn.execute("INSERT INTO brand VALUES (DEFAULT, $1)", second)\n'
+                  "    except asyncpg.PostgresError:\n"
+                  '        await conn.execute("ROLLBACK")\n'
+                  "        return False\n"
+                  "    except BaseException:\n"
+                  '        await conn.execute("ROLLBACK")\n'
+                  "        raise\n"
+                  '    await conn.execute("COMMIT")\n'
+                  "    return True", "expected pair_a1, pair_a2, pair_b1 to be committed"),
+            Wrong("async def insert_brand_pair(conn, first, second):\n"  # transaction() is not allowed here
+                  "    async with conn.transaction():\n"
+                  '        await conn.execute("INSERT INTO brand VALUES (DEFAULT, $1)", first)\n'
+                  "        try:\n"
+                  "            async with conn.transaction():\n"
+                  '                await conn.execute("INSERT INTO brand VALUES (DEFAULT, $1)", second)\n'
+                  "        except asyncpg.PostgresError:\n"
+                  "            return False\n"
+                  "    return True", "use only conn.execute here")),
     },
     "07_manual_transactions": {
         1: Wrong("async def rename_brand(connection, brand_id, new_name):\n"
@@ -197,8 +313,6 @@ WRONG: dict[str, dict[int, Wrong | tuple[Wrong, ...]]] = {
 
 #: Snapshots a cleanup above needs, taken before the first exercise runs.
 BEFORE_EXERCISES = {
-    "05_transactions": 'await connection.execute("CREATE TEMP TABLE product_before AS SELECT product_id FROM product'
-                       ' WHERE brand_id = 6")',
     "07_manual_transactions": 'await connection.execute("CREATE TEMP TABLE brand_before AS SELECT * FROM brand")',
 }
 
