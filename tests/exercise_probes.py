@@ -204,43 +204,56 @@ WRONG: dict[str, dict[int, Wrong | tuple[Wrong, ...]]] = {
                   '            if status == "INSERT 0 1":\n'
                   "                inserted.append(colour_id)\n"
                   "    return inserted", "its own savepoint")),
-        2: (Wrong("async def insert_brand_pair(conn, first, second):\n"
-                  '    await conn.execute("BEGIN")\n'
-                  '    await conn.execute("INSERT INTO brand VALUES (DEFAULT, $1)", first)\n'
-                  '    await conn.execute("SAVEPOINT second_brand")\n'
-                  "    try:\n"
-                  '        await conn.execute("INSERT INTO brand VALUES (DEFAULT, $1)", second)\n'
-                  "    except asyncpg.PostgresError:\n"
-                  '        await conn.execute("ROLLBACK TO SAVEPOINT second_brand")\n'
-                  "        kept = False\n"
-                  "    else:\n"
-                  '        await conn.execute("RELEASE SAVEPOINT second_brand")\n'
-                  "        kept = True\n"
-                  '    await conn.execute("COMMIT")\n'
-                  "    return kept", "a cancelled call must not leave a transaction open",
-                  'await connection.execute("ROLLBACK")'),
-            Wrong("async def insert_brand_pair(conn, first, second):\n"  # no savepoint: the failure takes first too
-                  '    await conn.execute("BEGIN")\n'
-                  "    try:\n"
-                  '        await conn.execute("INSERT INTO brand VALUES (DEFAULT, $1)", first)\n'
-                  '        await conn.execute("INSERT INTO brand VALUES (DEFAULT, $1)", second)\n'
-                  "    except asyncpg.PostgresError:\n"
-                  '        await conn.execute("ROLLBACK")\n'
-                  "        return False\n"
-                  "    except BaseException:\n"
-                  '        await conn.execute("ROLLBACK")\n'
-                  "        raise\n"
-                  '    await conn.execute("COMMIT")\n'
-                  "    return True", "expected pair_a1, pair_a2, pair_b1 to be committed"),
-            Wrong("async def insert_brand_pair(conn, first, second):\n"  # transaction() is not allowed here
+        2: (Wrong("async def import_colours(conn, colours, max_skipped):\n"  # gives up after the commit
+                  "    inserted, skipped = [], 0\n"
                   "    async with conn.transaction():\n"
-                  '        await conn.execute("INSERT INTO brand VALUES (DEFAULT, $1)", first)\n'
+                  "        for colour_id, name in colours:\n"
+                  "            try:\n"
+                  "                async with conn.transaction():\n"
+                  '                    await conn.execute("INSERT INTO product_color VALUES ($1, $2)", colour_id, name)\n'
+                  "            except asyncpg.UniqueViolationError:\n"
+                  "                skipped += 1\n"
+                  "                continue\n"
+                  "            inserted.append(colour_id)\n"
+                  "    if skipped > max_skipped:\n"
+                  '        raise ValueError("too many skipped")\n'
+                  "    return inserted", "raise inside the outer transaction block"),
+            Wrong("async def import_colours(conn, colours, max_skipped):\n"  # never gives up
+                  "    inserted, skipped = [], 0\n"
+                  "    async with conn.transaction():\n"
+                  "        for colour_id, name in colours:\n"
+                  "            try:\n"
+                  "                async with conn.transaction():\n"
+                  '                    await conn.execute("INSERT INTO product_color VALUES ($1, $2)", colour_id, name)\n'
+                  "            except asyncpg.UniqueViolationError:\n"
+                  "                skipped += 1\n"
+                  "                continue\n"
+                  "            inserted.append(colour_id)\n"
+                  "    return inserted", "should raise ValueError"),
+            Wrong("async def import_colours(conn, colours, max_skipped):\n"  # ON CONFLICT, no savepoints
+                  "    inserted = []\n"
+                  "    async with conn.transaction():\n"
+                  "        for colour_id, name in colours:\n"
+                  '            status = await conn.execute("INSERT INTO product_color VALUES ($1, $2) ON CONFLICT DO NOTHING",\n'
+                  "                                        colour_id, name)\n"
+                  '            if status == "INSERT 0 1":\n'
+                  "                inserted.append(colour_id)\n"
+                  "        if len(colours) - len(inserted) > max_skipped:\n"
+                  '            raise ValueError("too many skipped")\n'
+                  "    return inserted", "its own savepoint"),
+            Wrong("async def import_colours(conn, colours, max_skipped):\n"  # a transaction per colour, no outer one
+                  "    inserted, skipped = [], 0\n"
+                  "    for colour_id, name in colours:\n"
                   "        try:\n"
                   "            async with conn.transaction():\n"
-                  '                await conn.execute("INSERT INTO brand VALUES (DEFAULT, $1)", second)\n'
-                  "        except asyncpg.PostgresError:\n"
-                  "            return False\n"
-                  "    return True", "use only conn.execute here")),
+                  '                await conn.execute("INSERT INTO product_color VALUES ($1, $2)", colour_id, name)\n'
+                  "        except asyncpg.UniqueViolationError:\n"
+                  "            skipped += 1\n"
+                  "            continue\n"
+                  "        inserted.append(colour_id)\n"
+                  "    if skipped > max_skipped:\n"
+                  '        raise ValueError("too many skipped")\n'
+                  "    return inserted", "in one transaction: your code started 4")),
     },
     "07_manual_transactions": {
         1: Wrong("async def rename_brand(connection, brand_id, new_name):\n"
