@@ -22,8 +22,11 @@ import inspect
 import re
 import sys
 import traceback
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
 from typing import Any
+
+import asyncpg
 
 _EMPTY_BODY_OPS = {"RESUME", "NOP", "CACHE", "RETURN_GENERATOR", "POP_TOP", "RETURN_VALUE", "RETURN_CONST",
                    "LOAD_CONST", "COPY_FREE_VARS", "MAKE_CELL"}
@@ -104,6 +107,25 @@ async def _run_check(number: int, test: Callable[[], Awaitable[None] | None], an
     return True
 
 
+@asynccontextmanager
+async def queries_sent(conn: asyncpg.Connection) -> AsyncIterator[list[str]]:
+    """The text of each query `conn` sends inside the block (its query logger), so that a check
+    can see *how* an answer worked: one `BEGIN`, a `SAVEPOINT` per step, `READ ONLY`.  The
+    logger sees `execute`, the `fetch` family and `executemany` (and so every statement a
+    `transaction()` block sends); not cursors, prepared statements or COPY."""
+    sent: list[str] = []
+
+    def record(query: Any) -> None:
+        sent.append(query.query)
+
+    conn.add_query_logger(record)
+    try:
+        yield sent
+    finally:
+        await asyncio.sleep(0)  # asyncpg calls a logger soon after each query: let the last one run
+        conn.remove_query_logger(record)
+
+
 # -- an exercise's cells, as the notebooks mark them ---------------------------------------
 # Each exercise cell carries `{"course": {"exercise": N, "role": "answer" | "check" | "solution"}}`
 # in its metadata; the exercise probes (tests/exercise_probes.py) and the nbgrader edition
@@ -124,3 +146,4 @@ def solution_code(markdown: str) -> str:
     if not found:
         raise ValueError(f"no python block in the solution cell: {markdown[:200]!r}")
     return found.group(1)
+

@@ -6,12 +6,12 @@ here run in that same kernel, as a learner would:
 
 1. a plausible wrong answer (written here), then the check again, which must say
    "Exercise N is not right yet: <the specific reason>";
-2. a cleanup of what the wrong answer changed, where it changed anything;
+2. a cleanup of what the wrong answer changed, where it changed anything (steps 1 and 2 once
+   for each wrong answer: an exercise that states several rules has one for each);
 3. the reference solution, taken from the notebook's folded `<details>` block, then the check
    again, which must end with "Exercise N passed";
-4. the solution and its check once more, as a learner who runs them twice: still "passed".
-
-An exercise with several rules lists one wrong answer per rule; steps 1 and 2 run for each.
+4. the reference solution and the check a second time, as a learner who runs the cells again
+   does: a correct answer must pass however often it runs.
 
 The next exercise's cells then see the state that solution left, as they would for a learner
 who solved the exercises in order.  Sharing nbval's kernel means the notebook (and notebook
@@ -41,7 +41,8 @@ class Wrong:
     cleanup: str = ""  # undoes what the wrong answer changed, so the reference solution starts clean
 
 
-WRONG: dict[str, dict[int, Wrong | list[Wrong]]] = {  # a list: one wrong answer per rule
+#: One plausible wrong answer per exercise, or a tuple of them: one for each rule the exercise states.
+WRONG: dict[str, dict[int, Wrong | tuple[Wrong, ...]]] = {
     "01_connect": {
         1: Wrong("my_connection = await asyncpg.connect(DSN)\nmy_version = my_connection.get_server_version()",
                  "close it in the finally block", "await my_connection.close()"),
@@ -67,68 +68,197 @@ WRONG: dict[str, dict[int, Wrong | list[Wrong]]] = {  # a list: one wrong answer
         3: Wrong('new_brands = ["Aurora", "Borealis", "Cascade"]', "should be a list of dicts"),
     },
     "04_connection_pools": {
-        1: Wrong("async def sku_counts(pool, product_ids):\n"
-                 "    async with pool.acquire() as conn:\n"
-                 '        total = await conn.fetchval("SELECT count(*) FROM sku")\n'
-                 "    return {product_id: total for product_id in product_ids}", "disagrees with GROUP BY"),
-        2: Wrong("async def seq_scanned_tables(conn, query, *args):\n"
-                 '    rows = await conn.fetch("EXPLAIN (COSTS OFF) " + query, *args)\n'
-                 '    return [row[0].split("Seq Scan on ")[1].split()[0] for row in rows if "Seq Scan on " in row[0]]',
-                 "expected {'product'}, got ['product']"),
-        3: Wrong("async def count_brands_or_none(pool, timeout):\n"
-                 "    async with pool.acquire() as conn:\n"
-                 '        return await conn.fetchval("SELECT count(*) FROM brand")', "should give None, not 100"),
+        1: (Wrong("async def sku_counts(pool, product_ids, limit):\n"
+                  "    async with pool.acquire() as conn:\n"
+                  '        total = await conn.fetchval("SELECT count(*) FROM sku")\n'
+                  "    return {product_id: total for product_id in product_ids}", "disagrees with GROUP BY"),
+            Wrong("async def sku_counts(pool, product_ids, limit):\n"  # right counts, one after another
+                  "    counts = {}\n"
+                  "    for product_id in product_ids:\n"
+                  "        async with pool.acquire() as conn:\n"
+                  '            counts[product_id] = await conn.fetchval("SELECT count(*) FROM sku WHERE product_id = $1",\n'
+                  "                                                     product_id)\n"
+                  "    return counts", "run the queries at the same time"),
+            Wrong("async def sku_counts(pool, product_ids, limit):\n"  # concurrently, but on one borrowed connection
+                  "    async with pool.acquire() as conn:\n"
+                  '        counts = await asyncio.gather(*(conn.fetchval("SELECT count(*) FROM sku WHERE product_id = $1", p)\n'
+                  "                                        for p in product_ids))\n"
+                  "    return dict(zip(product_ids, counts))", "another operation is in progress"),
+            Wrong("async def sku_counts(pool, product_ids, limit):\n"  # concurrently, but no limit
+                  "    async def one(product_id):\n"
+                  "        async with pool.acquire() as conn:\n"
+                  '            return product_id, await conn.fetchval("SELECT count(*) FROM sku WHERE product_id = $1",\n'
+                  "                                                   product_id)\n"
+                  "    return dict(await asyncio.gather(*(one(p) for p in product_ids)))", "never more than 3")),
+        2: (Wrong("async def seq_scanned_tables(conn, query, *args):\n"
+                  '    rows = await conn.fetch("EXPLAIN (COSTS OFF) " + query, *args)\n'
+                  '    return [row[0].split("Seq Scan on ")[1].split()[0] for row in rows if "Seq Scan on " in row[0]]',
+                  "expected {'product'}, got ['product']"),
+            Wrong("async def seq_scanned_tables(conn, query, *args):\n"  # keeps the alias
+                  '    rows = await conn.fetch("EXPLAIN (COSTS OFF) " + query, *args)\n'
+                  '    return {row[0].split("Seq Scan on ")[1].strip() for row in rows if "Seq Scan on " in row[0]}',
+                  "an alias follows the name")),
+        3: (Wrong("async def count_brands_or_none(pool, timeout):\n"
+                  "    async with pool.acquire() as conn:\n"
+                  '        return await conn.fetchval("SELECT count(*) FROM brand")', "should give None, not 100"),
+            Wrong("async def count_brands_or_none(pool, timeout):\n"  # catches every error, not only the timeout
+                  "    try:\n"
+                  "        async with pool.acquire(timeout=timeout) as conn:\n"
+                  '            return await conn.fetchval("SELECT count(*) FROM brand")\n'
+                  "    except Exception:\n"
+                  "        return None", "catch only the timeout")),
     },
     "05_transactions": {
-        1: Wrong("async def insert_brands(conn, names):\n"
-                 '    return [await conn.fetchval("INSERT INTO brand VALUES (DEFAULT, $1) RETURNING brand_id", name)\n'
-                 "            for name in names]", "use one transaction",
-                 "await connection.execute(\"DELETE FROM brand WHERE brand_name IN ('alpha', 'beta', 'gamma', 'delta')\")"),
-        2: Wrong("async def move_products(conn, from_brand, to_brand, expected):\n"
-                 "    async with conn.transaction():\n"
-                 '        status = await conn.execute("UPDATE product SET brand_id = $2 WHERE brand_id = $1", from_brand, to_brand)\n'
-                 "        if int(status.split()[-1]) != expected:\n"
-                 '            raise ValueError("wrong count")\n'
-                 "        return status", "should return the number of moved products",
-                 'await connection.execute("UPDATE product SET brand_id = 5 WHERE brand_id = 6"\n'
-                 '                         " AND product_id NOT IN (SELECT product_id FROM product_before)")'),
-        3: Wrong("async def brand_report(conn):\n"
-                 "    async with conn.transaction(readonly=True):\n"
-                 '        return {"brands": await conn.fetchval("SELECT count(*) FROM brand"),\n'
-                 '                "products": await conn.fetchval("SELECT count(*) FROM product"),\n'
-                 '                "isolation": await conn.fetchval("SHOW transaction_isolation")}', "'read committed'"),
+        1: (Wrong("async def insert_brands(conn, names):\n"
+                  '    return [await conn.fetchval("INSERT INTO brand VALUES (DEFAULT, $1) RETURNING brand_id", name)\n'
+                  "            for name in names]", "use one transaction"),
+            Wrong("async def insert_brands(conn, names):\n"
+                  "    async with conn.transaction():\n"
+                  '        return [await conn.execute("INSERT INTO brand VALUES (DEFAULT, $1)", name) for name in names]',
+                  "should return the new brand_ids"),
+            Wrong("async def insert_brands(conn, names):\n"
+                  "    try:\n"
+                  "        async with conn.transaction():\n"
+                  '            return [await conn.fetchval("INSERT INTO brand VALUES (DEFAULT, $1) RETURNING brand_id", n)\n'
+                  "                    for n in names]\n"
+                  "    except asyncpg.PostgresError:\n"
+                  "        return []", "should reach the caller"),
+            # BEGIN by hand and no ROLLBACK on the error: the check names the one thing to do, and the
+            # cleanup does just that
+            Wrong("async def insert_brands(conn, names):\n"
+                  '    await conn.execute("BEGIN")\n'
+                  '    ids = [await conn.fetchval("INSERT INTO brand VALUES (DEFAULT, $1) RETURNING brand_id", name)\n'
+                  "           for name in names]\n"
+                  '    await conn.execute("COMMIT")\n'
+                  "    return ids", "run `await connection.execute('ROLLBACK')`",
+                  'await connection.execute("ROLLBACK")')),
+        2: (Wrong("async def move_products(conn, from_brand, to_brand, expected):\n"
+                  "    async with conn.transaction():\n"
+                  '        status = await conn.execute("UPDATE product SET brand_id = $2 WHERE brand_id = $1", from_brand, to_brand)\n'
+                  "        if int(status.split()[-1]) != expected:\n"
+                  '            raise ValueError("wrong count")\n'
+                  "        return status", "should return the number of moved products"),
+            Wrong("async def move_products(conn, from_brand, to_brand, expected):\n"
+                  '    status = await conn.execute("UPDATE product SET brand_id = $2 WHERE brand_id = $1", from_brand, to_brand)\n'
+                  "    moved = int(status.split()[-1])\n"
+                  "    if moved != expected:\n"
+                  '        raise ValueError("wrong count")\n'
+                  "    return moved", "a wrong count must roll the move back"),
+            Wrong("async def move_products(conn, from_brand, to_brand, expected):\n"
+                  "    async with conn.transaction():\n"
+                  '        status = await conn.execute("UPDATE product SET brand_id = $2 WHERE brand_id = $1", from_brand, to_brand)\n'
+                  "        return int(status.split()[-1])", "a wrong expected count must raise ValueError")),
+        3: (Wrong("async def brand_report(conn):\n"
+                  "    async with conn.transaction(readonly=True):\n"
+                  '        return {"brands": await conn.fetchval("SELECT count(*) FROM brand"),\n'
+                  '                "products": await conn.fetchval("SELECT count(*) FROM product"),\n'
+                  '                "isolation": await conn.fetchval("SHOW transaction_isolation")}', "'read committed'"),
+            Wrong("async def brand_report(conn):\n"
+                  '    async with conn.transaction(isolation="repeatable_read"):\n'
+                  '        return {"brands": await conn.fetchval("SELECT count(*) FROM brand"),\n'
+                  '                "products": await conn.fetchval("SELECT count(*) FROM product"),\n'
+                  '                "isolation": await conn.fetchval("SHOW transaction_isolation")}',
+                  "make the transaction read-only"),
+            Wrong("async def brand_report(conn):\n"
+                  "    async def read(query):\n"
+                  '        async with conn.transaction(isolation="repeatable_read", readonly=True):\n'
+                  "            return await conn.fetchval(query)\n"
+                  '    return {"brands": await read("SELECT count(*) FROM brand"),\n'
+                  '            "products": await read("SELECT count(*) FROM product"),\n'
+                  '            "isolation": await read("SHOW transaction_isolation")}', "in one transaction")),
     },
     "06_savepoints": {
-        1: Wrong("async def add_colours(conn, colours):\n"
-                 "    inserted = []\n"
-                 "    async with conn.transaction():\n"
-                 "        for colour_id, name in colours:\n"
-                 "            try:\n"
-                 '                await conn.execute("INSERT INTO product_color VALUES ($1, $2)", colour_id, name)\n'
-                 "            except asyncpg.UniqueViolationError:\n"
-                 "                continue\n"
-                 "            inserted.append(colour_id)\n"
-                 "    return inserted", "your code raised InFailedSQLTransactionError"),
-        2: Wrong("async def insert_brand_pair(conn, first, second):\n"
-                 '    await conn.execute("BEGIN")\n'
-                 '    await conn.execute("INSERT INTO brand VALUES (DEFAULT, $1)", first)\n'
-                 '    await conn.execute("SAVEPOINT second_brand")\n'
-                 "    try:\n"
-                 '        await conn.execute("INSERT INTO brand VALUES (DEFAULT, $1)", second)\n'
-                 "    except asyncpg.PostgresError:\n"
-                 '        await conn.execute("ROLLBACK TO SAVEPOINT second_brand")\n'
-                 "        kept = False\n"
-                 "    else:\n"
-                 '        await conn.execute("RELEASE SAVEPOINT second_brand")\n'
-                 "        kept = True\n"
-                 '    await conn.execute("COMMIT")\n'
-                 "    return kept", "a cancelled call must not leave a transaction open",
-                 "if connection.is_in_transaction():\n"
-                 '    await connection.execute("ROLLBACK")\n'
-                 "await connection.execute(\"DELETE FROM brand WHERE brand_name LIKE 'pair%'\")"),
+        1: (Wrong("async def add_colours(conn, colours):\n"
+                  "    inserted = []\n"
+                  "    async with conn.transaction():\n"
+                  "        for colour_id, name in colours:\n"
+                  "            try:\n"
+                  '                await conn.execute("INSERT INTO product_color VALUES ($1, $2)", colour_id, name)\n'
+                  "            except asyncpg.UniqueViolationError:\n"
+                  "                continue\n"
+                  "            inserted.append(colour_id)\n"
+                  "    return inserted", "your code raised InFailedSQLTransactionError"),
+            Wrong("async def add_colours(conn, colours):\n"  # autocommit: no transaction, no savepoint
+                  "    inserted = []\n"
+                  "    for colour_id, name in colours:\n"
+                  "        try:\n"
+                  '            await conn.execute("INSERT INTO product_color VALUES ($1, $2)", colour_id, name)\n'
+                  "        except asyncpg.UniqueViolationError:\n"
+                  "            continue\n"
+                  "        inserted.append(colour_id)\n"
+                  "    return inserted", "in one transaction: your code started 0"),
+            Wrong("async def add_colours(conn, colours):\n"  # a transaction per colour, no outer one
+                  "    inserted = []\n"
+                  "    for colour_id, name in colours:\n"
+                  "        try:\n"
+                  "            async with conn.transaction():\n"
+                  '                await conn.execute("INSERT INTO product_color VALUES ($1, $2)", colour_id, name)\n'
+                  "        except asyncpg.UniqueViolationError:\n"
+                  "            continue\n"
+                  "        inserted.append(colour_id)\n"
+                  "    return inserted", "in one transaction: your code started 4"),
+            Wrong("async def add_colours(conn, colours):\n"  # one transaction, ON CONFLICT instead of savepoints
+                  "    inserted = []\n"
+                  "    async with conn.transaction():\n"
+                  "        for colour_id, name in colours:\n"
+                  '            status = await conn.execute("INSERT INTO product_color VALUES ($1, $2) ON CONFLICT DO NOTHING",\n'
+                  "                                        colour_id, name)\n"
+                  '            if status == "INSERT 0 1":\n'
+                  "                inserted.append(colour_id)\n"
+                  "    return inserted", "its own savepoint")),
+        2: (Wrong("async def import_colours(conn, colours, max_skipped):\n"  # gives up after the commit
+                  "    inserted, skipped = [], 0\n"
+                  "    async with conn.transaction():\n"
+                  "        for colour_id, name in colours:\n"
+                  "            try:\n"
+                  "                async with conn.transaction():\n"
+                  '                    await conn.execute("INSERT INTO product_color VALUES ($1, $2)", colour_id, name)\n'
+                  "            except asyncpg.UniqueViolationError:\n"
+                  "                skipped += 1\n"
+                  "                continue\n"
+                  "            inserted.append(colour_id)\n"
+                  "    if skipped > max_skipped:\n"
+                  '        raise ValueError("too many skipped")\n'
+                  "    return inserted", "raise inside the outer transaction block"),
+            Wrong("async def import_colours(conn, colours, max_skipped):\n"  # never gives up
+                  "    inserted, skipped = [], 0\n"
+                  "    async with conn.transaction():\n"
+                  "        for colour_id, name in colours:\n"
+                  "            try:\n"
+                  "                async with conn.transaction():\n"
+                  '                    await conn.execute("INSERT INTO product_color VALUES ($1, $2)", colour_id, name)\n'
+                  "            except asyncpg.UniqueViolationError:\n"
+                  "                skipped += 1\n"
+                  "                continue\n"
+                  "            inserted.append(colour_id)\n"
+                  "    return inserted", "should raise ValueError"),
+            Wrong("async def import_colours(conn, colours, max_skipped):\n"  # ON CONFLICT, no savepoints
+                  "    inserted = []\n"
+                  "    async with conn.transaction():\n"
+                  "        for colour_id, name in colours:\n"
+                  '            status = await conn.execute("INSERT INTO product_color VALUES ($1, $2) ON CONFLICT DO NOTHING",\n'
+                  "                                        colour_id, name)\n"
+                  '            if status == "INSERT 0 1":\n'
+                  "                inserted.append(colour_id)\n"
+                  "        if len(colours) - len(inserted) > max_skipped:\n"
+                  '            raise ValueError("too many skipped")\n'
+                  "    return inserted", "its own savepoint"),
+            Wrong("async def import_colours(conn, colours, max_skipped):\n"  # a transaction per colour, no outer one
+                  "    inserted, skipped = [], 0\n"
+                  "    for colour_id, name in colours:\n"
+                  "        try:\n"
+                  "            async with conn.transaction():\n"
+                  '                await conn.execute("INSERT INTO product_color VALUES ($1, $2)", colour_id, name)\n'
+                  "        except asyncpg.UniqueViolationError:\n"
+                  "            skipped += 1\n"
+                  "            continue\n"
+                  "        inserted.append(colour_id)\n"
+                  "    if skipped > max_skipped:\n"
+                  '        raise ValueError("too many skipped")\n'
+                  "    return inserted", "in one transaction: your code started 4")),
     },
     "07_manual_transactions": {
-        1: [Wrong("async def rename_brand(connection, brand_id, new_name):\n"
+        1: (Wrong("async def rename_brand(connection, brand_id, new_name):\n"
                   "    tr = connection.transaction()\n"
                   "    await tr.start()\n"
                   '    await connection.execute("UPDATE brand SET brand_name = $2 WHERE brand_id = $1", brand_id, new_name)\n'
@@ -169,8 +299,8 @@ WRONG: dict[str, dict[int, Wrong | list[Wrong]]] = {  # a list: one wrong answer
                   "        await tr.rollback()\n"
                   "        return False\n"
                   "    await tr.commit()\n"
-                  "    return True", "a failed rename left the transaction open: roll back on any exception")],
-        2: [Wrong("async def run_in_transaction(connection, work):\n"
+                  "    return True", "a failed rename left the transaction open: roll back on any exception")),
+        2: (Wrong("async def run_in_transaction(connection, work):\n"
                   "    tr = connection.transaction()\n"
                   "    await tr.start()\n"
                   "    try:\n"
@@ -203,10 +333,10 @@ WRONG: dict[str, dict[int, Wrong | list[Wrong]]] = {  # a list: one wrong answer
                   "    return result", "the RuntimeError must reach the caller"),
             Wrong("async def run_in_transaction(connection, work):\n"
                   "    async with connection.transaction():\n"
-                  "        await work(connection)", "should return what work returned ('ok'), not None")],
+                  "        await work(connection)", "should return what work returned ('ok'), not None")),
     },
     "08_async_generators": {
-        1: [Wrong("async def countdown(start, delay):\n"
+        1: (Wrong("async def countdown(start, delay):\n"
                   "    for value in range(start, -1, -1):\n"
                   "        await asyncio.sleep(delay)\n"
                   "        yield value\n\n"
@@ -222,8 +352,8 @@ WRONG: dict[str, dict[int, Wrong | list[Wrong]]] = {  # a list: one wrong answer
                   "        await asyncio.sleep(delay)\n"
                   "        yield value\n\n"
                   "odd = [value async for value in countdown(9, 0.01)]",
-                  "odd should be [9, 7, 5, 3, 1]")],
-        2: [Wrong("async def batched(source, size):\n"
+                  "odd should be [9, 7, 5, 3, 1]")),
+        2: (Wrong("async def batched(source, size):\n"
                   "    batch = []\n"
                   "    async for item in source:\n"
                   "        batch.append(item)\n"
@@ -246,8 +376,8 @@ WRONG: dict[str, dict[int, Wrong | list[Wrong]]] = {  # a list: one wrong answer
                   "        if len(batch) == size:\n"
                   "            yield batch\n"
                   "            batch = []\n"
-                  "    yield batch", "not [[1, 2], [3, 4], []]")],
-        3: [Wrong("async def ids_of_brand(rows, brand_id):\n"
+                  "    yield batch", "not [[1, 2], [3, 4], []]")),
+        3: (Wrong("async def ids_of_brand(rows, brand_id):\n"
                   '    return [row["product_id"] async for row in rows]', "brand 7 has"),
             Wrong("async def ids_of_brand(rows, brand_id):\n"
                   '    return [row["product_id"] for row in await connection.fetch(\n'
@@ -255,10 +385,10 @@ WRONG: dict[str, dict[int, Wrong | list[Wrong]]] = {  # a list: one wrong answer
                   "from the rows it is given"),
             Wrong("async def ids_of_brand(rows, brand_id):\n"
                   '    return sorted([row["product_id"] async for row in rows if row["brand_id"] == brand_id])',
-                  "are [3, 1, 4] in that order, not [1, 3, 4]")],
+                  "are [3, 1, 4] in that order, not [1, 3, 4]")),
     },
     "09_cursors": {
-        1: [Wrong("async def every_nth(connection, query, n):\n"
+        1: (Wrong("async def every_nth(connection, query, n):\n"
                   "    rows, offset = [], n - 1\n"
                   '    while (row := await connection.fetchrow(f"{query} LIMIT 1 OFFSET {offset}")) is not None:\n'
                   "        rows.append(row)\n"
@@ -281,8 +411,8 @@ WRONG: dict[str, dict[int, Wrong | list[Wrong]]] = {  # a list: one wrong answer
                   "    rows = []\n"
                   "    while await cursor.forward(n - 1) == n - 1 and (row := await cursor.fetchrow()) is not None:\n"
                   "        rows.append(row)\n"
-                  "    return rows", "every_nth left a transaction open")],
-        2: [Wrong("async def stream_batches(connection, query, batch_size):\n"
+                  "    return rows", "every_nth left a transaction open")),
+        2: (Wrong("async def stream_batches(connection, query, batch_size):\n"
                   "    async with connection.transaction():\n"
                   "        cursor = await connection.cursor(query)\n"
                   "        while True:\n"
@@ -307,7 +437,7 @@ WRONG: dict[str, dict[int, Wrong | list[Wrong]]] = {  # a list: one wrong answer
                   "    cursor = await connection.cursor(query)\n"
                   "    while batch := await cursor.fetch(batch_size):\n"
                   "        yield batch\n"
-                  "    await tr.commit()", "closing the generator early left its transaction open")],
+                  "    await tr.commit()", "closing the generator early left its transaction open")),
     },
     "10_performance_lab": {
         1: Wrong('fetch_sides = lab["workloads"]["concurrent_queries"]["methods"]["fetch"]["sides"]\n'
@@ -323,15 +453,8 @@ WRONG: dict[str, dict[int, Wrong | list[Wrong]]] = {  # a list: one wrong answer
     },
 }
 
-#: Notebooks whose reference solutions run once only: owned by other branches in issue 15, which
-#: make their checks pass a second run; the lead removes this set at merge.
-ONCE_ONLY = {"01_connect", "02_schema", "03_seeding_executemany", "04_connection_pools", "05_transactions",
-             "06_savepoints", "10_performance_lab"}
-
 #: Snapshots a cleanup above needs, taken before the first exercise runs.
 BEFORE_EXERCISES = {
-    "05_transactions": 'await connection.execute("CREATE TEMP TABLE product_before AS SELECT product_id FROM product'
-                       ' WHERE brand_id = 6")',
     "07_manual_transactions": 'await connection.execute("CREATE TEMP TABLE brand_before AS SELECT * FROM brand")',
 }
 
@@ -346,27 +469,26 @@ class Turn:
     must_end_with: str = ""
 
 
+def wrong_answers(stem: str, number: int) -> tuple[Wrong, ...]:
+    entry = WRONG[stem][number]
+    return entry if isinstance(entry, tuple) else (entry,)
+
+
 def turns(stem: str, number: int, check_source: str, solution: str) -> list[Turn]:
-    """Each wrong answer (one, or a list: one per rule of the exercise) and its check, then the solution's."""
-    listed = WRONG[stem][number]
-    wrongs = listed if isinstance(listed, list) else [listed]
     probes = []
-    for index, wrong in enumerate(wrongs, 1):
-        answer, after = (f"wrong answer {index}", f"wrong answer {index}") if len(wrongs) > 1 else \
-            ("a wrong answer", "the wrong answer")
-        probes += [Turn(answer, wrong.code),
-                   Turn(f"the check after {after}", check_source,
+    for index, wrong in enumerate(wrong_answers(stem, number), start=1):
+        which = "" if index == 1 else f" ({index})"
+        probes += [Turn(f"a wrong answer{which}", wrong.code),
+                   Turn(f"the check after the wrong answer{which}", check_source,
                         must_show=(f"Exercise {number} is not right yet", wrong.expect),
                         must_not_show=("passed", "AssertionError"))]
         if wrong.cleanup:
-            probes.append(Turn(f"cleanup after {after}", wrong.cleanup))
-    passed = f"Exercise {number} passed"
-    probes += [Turn("the reference solution", solution), Turn("the check after the solution", check_source,
-                                                              must_end_with=passed)]
-    if stem not in ONCE_ONLY:  # a learner runs the answer and its check again: still passed
-        probes += [Turn("the reference solution, again", solution),
-                   Turn("the check after the solution, again", check_source, must_end_with=passed)]
-    return probes
+            probes.append(Turn(f"cleanup after the wrong answer{which}", wrong.cleanup))
+    passes = f"Exercise {number} passed"
+    return [*probes, Turn("the reference solution", solution),
+            Turn("the check after the solution", check_source, must_end_with=passes),
+            Turn("the reference solution again", solution),
+            Turn("the check after the solution again", check_source, must_end_with=passes)]
 
 
 class Probe(IPyNbCell):

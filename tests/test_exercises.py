@@ -47,13 +47,15 @@ def test_a_broken_reference_solution_fails_its_probe(tmp_path: Path) -> None:
     run = nbval_in(tmp_path, "-v", "-rf", f"{BROKEN}.ipynb", plugins=("tests.exercise_probes",))
     failed = [line.split(" - ")[0] for line in run.stdout.splitlines() if line.startswith("FAILED")]
     assert run.returncode == 1, run.stdout[-3000:]
-    assert failed == [f"FAILED {BROKEN}.ipynb::Exercise 1: the check after the solution"], run.stdout[-3000:]
+    assert failed == [f"FAILED {BROKEN}.ipynb::Exercise 1: the check after the solution",
+                      f"FAILED {BROKEN}.ipynb::Exercise 1: the check after the solution again"], run.stdout[-3000:]
     assert "expected 'Exercise 1 passed'" in run.stdout and "not answered yet" in run.stdout, run.stdout[-3000:]
     ran = re.findall(r"::((?:Cell|Exercise) [^\n]*?) (?:PASSED|FAILED)", run.stdout)
     for number in WRONG[BROKEN]:  # each exercise's probes run right after its check cell, in this order
         first = ran.index(f"Exercise {number}: a wrong answer")
-        last = ran.index(f"Exercise {number}: the check after the solution")
+        last = ran.index(f"Exercise {number}: the check after the solution again")
         assert ran[first - 1].startswith("Cell ") and ran[last + 1].startswith("Cell "), ran
         labels = [name.split(": ", 1)[1] for name in ran[first:last + 1]]
         assert labels[:2] == ["a wrong answer", "the check after the wrong answer"], labels
-        assert labels[-2:] == ["the reference solution", "the check after the solution"], labels
+        assert labels[-4:] == ["the reference solution", "the check after the solution",
+                               "the reference solution again", "the check after the solution again"], labels
