@@ -6,7 +6,8 @@ here run in that same kernel, as a learner would:
 
 1. a plausible wrong answer (written here), then the check again, which must say
    "Exercise N is not right yet: <the specific reason>";
-2. a cleanup of what the wrong answer changed, where it changed anything;
+2. a cleanup of what the wrong answer changed, where it changed anything; 1 and 2 again for
+   each further wrong answer (an exercise with several rules has one that breaks each);
 3. the reference solution, taken from the notebook's folded `<details>` block, then the check
    again, which must end with "Exercise N passed".
 
@@ -36,7 +37,7 @@ class Wrong:
     cleanup: str = ""  # undoes what the wrong answer changed, so the reference solution starts clean
 
 
-WRONG: dict[str, dict[int, Wrong]] = {
+WRONG: dict[str, dict[int, Wrong | tuple[Wrong, ...]]] = {
     "01_connect": {
         1: Wrong("my_connection = await asyncpg.connect(DSN)\nmy_version = my_connection.get_server_version()",
                  "close it in the finally block", "await my_connection.close()"),
@@ -53,13 +54,50 @@ WRONG: dict[str, dict[int, Wrong]] = {
                  'await connection.execute("DELETE FROM product_size WHERE product_size_id = 6")'),
     },
     "03_seeding_executemany": {
-        1: Wrong('large_skus = await connection.fetchval("SELECT count(*) FROM sku WHERE product_id = $1", 1)',
-                 "SKUs in size Large, not"),
-        2: Wrong('top_brands = pd.DataFrame([dict(r) for r in await connection.fetch(\n'
-                 '    "SELECT b.brand_name, count(*) AS products FROM brand b JOIN product p USING (brand_id)"\n'
-                 '    " GROUP BY b.brand_id, b.brand_name ORDER BY b.brand_id LIMIT 5")])',
-                 "not the five brands with the most products"),
-        3: Wrong('new_brands = ["Aurora", "Borealis", "Cascade"]', "should be a list of dicts"),
+        1: (Wrong("async def count_skus(conn, product_id, size_name):\n"
+                  '    return await conn.fetchval("SELECT count(*) FROM sku WHERE product_id = $1", product_id)',
+                  "SKUs in size Large, not"),
+            Wrong("async def count_skus(conn, product_id, size_name):\n"
+                  "    return await conn.fetchval(\n"
+                  '        "SELECT count(*) FROM sku JOIN product_size USING (product_size_id)"\n'
+                  "        f\" WHERE product_id = {product_id} AND product_size_name = '{size_name}'\")",
+                  "pass product_id and size_name as $1 and $2"),
+            Wrong("async def count_skus(conn, product_id, size_name):\n"
+                  "    return await conn.fetchrow(\n"
+                  '        "SELECT count(*) FROM sku JOIN product_size USING (product_size_id)"\n'
+                  '        " WHERE product_id = $1 AND product_size_name = $2", product_id, size_name)',
+                  "not a Record")),
+        2: (Wrong('top_brands = pd.DataFrame([dict(r) for r in await connection.fetch(\n'
+                  '    "SELECT b.brand_name, count(*) AS products FROM brand b JOIN product p USING (brand_id)"\n'
+                  '    " GROUP BY b.brand_id, b.brand_name ORDER BY b.brand_id LIMIT 5")])',
+                  "not the five brands with the most products"),
+            Wrong('top_brands = pd.DataFrame([dict(r) for r in await connection.fetch(\n'
+                  '    "SELECT b.brand_name, count(*) AS products FROM brand b JOIN product p USING (brand_id)"\n'
+                  '    " GROUP BY b.brand_id, b.brand_name ORDER BY products DESC, b.brand_id DESC LIMIT 5")])',
+                  "ties by brand_id"),
+            Wrong('top_brands = pd.DataFrame([dict(r) for r in await connection.fetch(\n'
+                  '    "SELECT b.brand_name, count(*) FROM brand b JOIN product p USING (brand_id)"\n'
+                  '    " GROUP BY b.brand_id, b.brand_name ORDER BY count(*) DESC, b.brand_id LIMIT 5")])',
+                  "the columns should be brand_name and products"),
+            Wrong('top_brands = await connection.fetch(\n'
+                  '    "SELECT b.brand_name, count(*) AS products FROM brand b JOIN product p USING (brand_id)"\n'
+                  '    " GROUP BY b.brand_id, b.brand_name ORDER BY products DESC, b.brand_id LIMIT 5")',
+                  "should be a pandas DataFrame")),
+        3: (Wrong("async def add_brands(conn, names):\n"
+                  '    await conn.executemany("INSERT INTO brand (brand_name) VALUES ($1)", [(name,) for name in names])',
+                  "is in brand 2 times, not once"),
+            Wrong("async def add_brands(conn, names):\n"
+                  '    if not await conn.fetchval("SELECT count(*) FROM brand WHERE brand_name = ANY($1::text[])", names):\n'
+                  '        await conn.executemany("INSERT INTO brand (brand_name) VALUES ($1)", [(n,) for n in names])',
+                  "is in brand 0 times, not once"),
+            Wrong("async def add_brands(conn, names):\n"
+                  '    await conn.execute("BEGIN")\n'
+                  '    await conn.executemany("INSERT INTO brand (brand_name) SELECT $1::text"\n'
+                  '                           " WHERE NOT EXISTS (SELECT FROM brand WHERE brand_name = $1)",\n'
+                  "                           [(n,) for n in names])\n\n\n"
+                  'await add_brands(connection, ["Aurora"])',
+                  "run `await connection.execute('ROLLBACK')`",
+                  'await connection.execute("ROLLBACK")')),
     },
     "04_connection_pools": {
         1: Wrong("async def sku_counts(pool, product_ids):\n"
@@ -226,14 +264,22 @@ class Turn:
     must_end_with: str = ""
 
 
+def wrongs(stem: str, number: int) -> tuple[Wrong, ...]:
+    """An exercise's wrong answers: one, or a tuple of them (one per rule the exercise states)."""
+    entry = WRONG[stem][number]
+    return entry if isinstance(entry, tuple) else (entry,)
+
+
 def turns(stem: str, number: int, check_source: str, solution: str) -> list[Turn]:
-    wrong = WRONG[stem][number]
-    probes = [Turn("a wrong answer", wrong.code),
-              Turn("the check after the wrong answer", check_source,
-                   must_show=(f"Exercise {number} is not right yet", wrong.expect),
-                   must_not_show=("passed", "AssertionError"))]
-    if wrong.cleanup:
-        probes.append(Turn("cleanup after the wrong answer", wrong.cleanup))
+    probes = []
+    for n, wrong in enumerate(wrongs(stem, number), 1):
+        which = "the wrong answer" if n == 1 else f"wrong answer {n}"
+        probes += [Turn("a wrong answer" if n == 1 else which, wrong.code),
+                   Turn(f"the check after {which}", check_source,
+                        must_show=(f"Exercise {number} is not right yet", wrong.expect),
+                        must_not_show=("passed", "AssertionError"))]
+        if wrong.cleanup:
+            probes.append(Turn(f"cleanup after {which}", wrong.cleanup))
     return [*probes, Turn("the reference solution", solution),
             Turn("the check after the solution", check_source, must_end_with=f"Exercise {number} passed")]
 
