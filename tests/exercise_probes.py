@@ -37,6 +37,21 @@ class Wrong:
     cleanup: str = ""  # undoes what the wrong answer changed, so the reference solution starts clean
 
 
+
+# Notebook 02's cleanups and its wrong product_review statements (each run as the learner would).
+_DROP_SKU_INDEXES = ('for row in await connection.fetch("SELECT indexname FROM pg_indexes WHERE tablename = \'sku\'"\n'
+                     '                                   " AND indexname <> \'sku_pkey\'"):\n'
+                     '    await connection.execute(f"DROP INDEX {row[0]}")')
+_DROP_REVIEW = 'await connection.execute("DROP TABLE IF EXISTS product_review")'
+
+
+def _review_table(stars: str, *, product: str = "product_id INT NOT NULL REFERENCES product (product_id)",
+                  if_not_exists: str = "IF NOT EXISTS ") -> str:
+    return (f'CREATE_PRODUCT_REVIEW_TABLE = """CREATE TABLE {if_not_exists}product_review (\n'
+            f'    review_id SERIAL PRIMARY KEY, {product}, {stars})"""\n'
+            "await connection.execute(CREATE_PRODUCT_REVIEW_TABLE)")
+
+
 WRONG: dict[str, dict[int, Wrong | tuple[Wrong, ...]]] = {
     "01_connect": {
         1: Wrong("my_connection = await asyncpg.connect(DSN)\nmy_version = my_connection.get_server_version()",
@@ -44,14 +59,62 @@ WRONG: dict[str, dict[int, Wrong | tuple[Wrong, ...]]] = {
         2: Wrong("async def can_log_in(password):\n    return True", "a wrong password ('letmein') should give False"),
     },
     "02_schema": {
-        1: Wrong("sku_references = [('product_id', 'product')]", "sku has three foreign keys"),
-        2: Wrong('await connection.execute("""CREATE TABLE IF NOT EXISTS product_review (\n'
-                 '    review_id SERIAL PRIMARY KEY, product_id INT NOT NULL REFERENCES product (product_id),\n'
-                 '    stars INT NOT NULL)""")\nreview_statuses = ["CREATE TABLE", "CREATE TABLE"]',
-                 "CHECK", 'await connection.execute("DROP TABLE product_review")'),
-        3: Wrong('one_size_statuses = [await connection.execute("INSERT INTO product_size VALUES (6, \'One size\')")]',
-                 "expected ['INSERT 0 1', 'INSERT 0 0']",
-                 'await connection.execute("DELETE FROM product_size WHERE product_size_id = 6")'),
+        1: (Wrong('SKU_INDEXES = ["CREATE INDEX IF NOT EXISTS sku_product_id_idx ON sku (product_id)"]\n'
+                  "for statement in SKU_INDEXES:\n"
+                  "    await connection.execute(statement)",
+                  "no index on sku starts with product_color_id, product_size_id", _DROP_SKU_INDEXES),
+            Wrong('SKU_INDEXES = [f"CREATE INDEX ON sku ({column})"\n'
+                  '               for column in ("product_id", "product_size_id", "product_color_id")]\n'
+                  "for statement in SKU_INDEXES:\n"
+                  "    await connection.execute(statement)",
+                  "created 3 more index(es): give each index a name", _DROP_SKU_INDEXES),
+            Wrong('SKU_INDEXES = [f"CREATE INDEX sku_{column}_idx ON sku ({column})"\n'
+                  '               for column in ("product_id", "product_size_id", "product_color_id")]\n'
+                  "for statement in SKU_INDEXES:\n"
+                  "    await connection.execute(statement)",
+                  "write CREATE INDEX IF NOT EXISTS", _DROP_SKU_INDEXES),
+            Wrong('SKU_INDEXES = ["CREATE INDEX IF NOT EXISTS sku_all_idx ON sku (product_id, product_size_id,'
+                  ' product_color_id)"]\n'
+                  "for statement in SKU_INDEXES:\n"
+                  "    await connection.execute(statement)",
+                  "no index on sku starts with product_color_id, product_size_id", _DROP_SKU_INDEXES)),
+        2: (Wrong(_review_table("stars INT NOT NULL"), "add CHECK (stars BETWEEN 1 AND 5)", _DROP_REVIEW),
+            Wrong(_review_table("stars INT NOT NULL CHECK (stars BETWEEN 1 AND 5)", if_not_exists=""),
+                  "write CREATE TABLE IF NOT EXISTS", _DROP_REVIEW),
+            Wrong(_review_table("stars INT NOT NULL CHECK (stars BETWEEN 1 AND 5)", product="product_id INT NOT NULL"),
+                  "product_id must be REFERENCES product (product_id)", _DROP_REVIEW),
+            Wrong(_review_table("stars INT NOT NULL CHECK (stars BETWEEN 1 AND 5)", product="product_id INT"),
+                  "the NOT NULL columns review_id, product_id, stars", _DROP_REVIEW),
+            Wrong(_review_table("stars INT NOT NULL") + "\n"
+                  + _review_table("stars INT NOT NULL CHECK (stars BETWEEN 1 AND 5)"),
+                  "an earlier attempt made it, and IF NOT EXISTS skipped yours", _DROP_REVIEW)),
+        3: (Wrong("async def create_all(conn, statements):\n"
+                  "    for statement in statements:\n"
+                  "        await conn.execute(statement)",
+                  "the failed call left the table wishlist behind"),
+            Wrong("async def create_all(conn, statements):\n"
+                  "    try:\n"
+                  "        async with conn.transaction():\n"
+                  "            for statement in statements:\n"
+                  "                await conn.execute(statement)\n"
+                  "    except asyncpg.PostgresError:\n"
+                  "        pass",
+                  "create_all should raise that error, not swallow it"),
+            Wrong("async def create_all(conn, statements):\n"
+                  '    await conn.execute("BEGIN")\n'
+                  "    for statement in statements:\n"
+                  "        await conn.execute(statement)\n"
+                  '    await conn.execute("COMMIT")',
+                  "after the failure create_all left a transaction open"),
+            Wrong("async def create_all(conn, statements):\n"
+                  '    await conn.execute("BEGIN")\n'
+                  "    try:\n"
+                  "        for statement in statements:\n"
+                  "            await conn.execute(statement)\n"
+                  "    except asyncpg.PostgresError:\n"
+                  '        await conn.execute("ROLLBACK")\n'
+                  "        raise",
+                  "after success create_all left a transaction open")),
     },
     "03_seeding_executemany": {
         1: (Wrong("async def count_skus(conn, product_id, size_name):\n"
