@@ -54,9 +54,69 @@ def _review_table(stars: str, *, product: str = "product_id INT NOT NULL REFEREN
 
 WRONG: dict[str, dict[int, Wrong | tuple[Wrong, ...]]] = {
     "01_connect": {
-        1: Wrong("my_connection = await asyncpg.connect(DSN)\nmy_version = my_connection.get_server_version()",
-                 "close it in the finally block", "await my_connection.close()"),
-        2: Wrong("async def can_log_in(password):\n    return True", "a wrong password ('letmein') should give False"),
+        1: (Wrong("async def major_or_none(dsn, timeout):\n"
+                  "    try:\n"
+                  "        connection = await asyncpg.connect(dsn, timeout=timeout)\n"
+                  "    except Exception:\n"
+                  "        return None\n"
+                  "    try:\n"
+                  "        return connection.get_server_version().major\n"
+                  "    finally:\n"
+                  "        await connection.close()",
+                  "a wrong password gave None: the server was reached"),
+            Wrong("async def major_or_none(dsn, timeout):\n"
+                  "    try:\n"
+                  "        connection = await asyncpg.connect(dsn)\n"
+                  "    except OSError:\n"
+                  "        return None\n"
+                  "    try:\n"
+                  "        return connection.get_server_version().major\n"
+                  "    finally:\n"
+                  "        await connection.close()",
+                  "did not give up within 3 seconds: pass timeout= to asyncpg.connect"),
+            Wrong("async def major_or_none(dsn, timeout):\n"
+                  "    try:\n"
+                  "        connection = await asyncpg.connect(dsn, timeout=timeout)\n"
+                  "    except ConnectionRefusedError:\n"
+                  "        return None\n"
+                  "    try:\n"
+                  "        return connection.get_server_version().major\n"
+                  "    finally:\n"
+                  "        await connection.close()",
+                  "for a silent server asyncpg raised TimeoutError: return None for it too"),
+            Wrong("async def major_or_none(dsn, timeout):\n"
+                  "    try:\n"
+                  "        connection = await asyncpg.connect(dsn, timeout=timeout)\n"
+                  "    except OSError:\n"
+                  "        return None\n"
+                  "    return connection.get_server_version().major",
+                  "major_or_none did not close its connection"),
+            Wrong("async def major_or_none(dsn, timeout):\n"
+                  "    try:\n"
+                  "        connection = await asyncpg.connect(dsn, timeout=timeout)\n"
+                  "    except OSError:\n"
+                  "        return None\n"
+                  "    try:\n"
+                  "        return connection.get_server_version()\n"
+                  "    finally:\n"
+                  "        await connection.close()",
+                  "should return the major version, an int, not ServerVersion(")),
+        2: (Wrong("async def can_log_in(dsn):\n    return True", "a wrong password ('letmein') should give False"),
+            Wrong("async def can_log_in(dsn):\n"
+                  "    try:\n"
+                  "        connection = await asyncpg.connect(dsn)\n"
+                  "    except Exception:\n"
+                  "        return False\n"
+                  "    await connection.close()\n"
+                  "    return True",
+                  "a server that cannot be reached gave False"),
+            Wrong("async def can_log_in(dsn):\n"
+                  "    try:\n"
+                  "        await asyncpg.connect(dsn)\n"
+                  "    except asyncpg.InvalidPasswordError:\n"
+                  "        return False\n"
+                  "    return True",
+                  "can_log_in did not close its connection")),
     },
     "02_schema": {
         1: (Wrong('SKU_INDEXES = ["CREATE INDEX IF NOT EXISTS sku_product_id_idx ON sku (product_id)"]\n'
