@@ -41,31 +41,190 @@ class Wrong:
     cleanup: str = ""  # undoes what the wrong answer changed, so the reference solution starts clean
 
 
+# Notebook 02's cleanups and its wrong product_review statements (each run as the learner would).
+_DROP_SKU_INDEXES = ('for row in await connection.fetch("SELECT indexname FROM pg_indexes WHERE tablename = \'sku\'"\n'
+                     '                                   " AND indexname <> \'sku_pkey\'"):\n'
+                     '    await connection.execute(f"DROP INDEX {row[0]}")')
+_DROP_REVIEW = 'await connection.execute("DROP TABLE IF EXISTS product_review")'
+
+
+def _review_table(stars: str, *, product: str = "product_id INT NOT NULL REFERENCES product (product_id)",
+                  if_not_exists: str = "IF NOT EXISTS ") -> str:
+    return (f'CREATE_PRODUCT_REVIEW_TABLE = """CREATE TABLE {if_not_exists}product_review (\n'
+            f'    review_id SERIAL PRIMARY KEY, {product}, {stars})"""\n'
+            "await connection.execute(CREATE_PRODUCT_REVIEW_TABLE)")
+
+
 #: One plausible wrong answer per exercise, or a tuple of them: one for each rule the exercise states.
 WRONG: dict[str, dict[int, Wrong | tuple[Wrong, ...]]] = {
     "01_connect": {
-        1: Wrong("my_connection = await asyncpg.connect(DSN)\nmy_version = my_connection.get_server_version()",
-                 "close it in the finally block", "await my_connection.close()"),
-        2: Wrong("async def can_log_in(password):\n    return True", "a wrong password ('letmein') should give False"),
+        1: (Wrong("async def major_or_none(dsn, timeout):\n"
+                  "    try:\n"
+                  "        connection = await asyncpg.connect(dsn, timeout=timeout)\n"
+                  "    except Exception:\n"
+                  "        return None\n"
+                  "    try:\n"
+                  "        return connection.get_server_version().major\n"
+                  "    finally:\n"
+                  "        await connection.close()",
+                  "a wrong password gave None: the server was reached"),
+            Wrong("async def major_or_none(dsn, timeout):\n"
+                  "    try:\n"
+                  "        connection = await asyncpg.connect(dsn)\n"
+                  "    except OSError:\n"
+                  "        return None\n"
+                  "    try:\n"
+                  "        return connection.get_server_version().major\n"
+                  "    finally:\n"
+                  "        await connection.close()",
+                  "did not give up within 3 seconds: pass timeout= to asyncpg.connect"),
+            Wrong("async def major_or_none(dsn, timeout):\n"
+                  "    try:\n"
+                  "        connection = await asyncpg.connect(dsn, timeout=timeout)\n"
+                  "    except ConnectionRefusedError:\n"
+                  "        return None\n"
+                  "    try:\n"
+                  "        return connection.get_server_version().major\n"
+                  "    finally:\n"
+                  "        await connection.close()",
+                  "for a silent server asyncpg raised TimeoutError: return None for it too"),
+            Wrong("async def major_or_none(dsn, timeout):\n"
+                  "    try:\n"
+                  "        connection = await asyncpg.connect(dsn, timeout=timeout)\n"
+                  "    except OSError:\n"
+                  "        return None\n"
+                  "    return connection.get_server_version().major",
+                  "major_or_none did not close its connection"),
+            Wrong("async def major_or_none(dsn, timeout):\n"
+                  "    try:\n"
+                  "        connection = await asyncpg.connect(dsn, timeout=timeout)\n"
+                  "    except OSError:\n"
+                  "        return None\n"
+                  "    try:\n"
+                  "        return connection.get_server_version()\n"
+                  "    finally:\n"
+                  "        await connection.close()",
+                  "should return the major version, an int, not ServerVersion(")),
+        2: (Wrong("async def can_log_in(dsn):\n    return True", "a wrong password ('letmein') should give False"),
+            Wrong("async def can_log_in(dsn):\n"
+                  "    try:\n"
+                  "        connection = await asyncpg.connect(dsn)\n"
+                  "    except Exception:\n"
+                  "        return False\n"
+                  "    await connection.close()\n"
+                  "    return True",
+                  "a server that cannot be reached gave False"),
+            Wrong("async def can_log_in(dsn):\n"
+                  "    try:\n"
+                  "        await asyncpg.connect(dsn)\n"
+                  "    except asyncpg.InvalidPasswordError:\n"
+                  "        return False\n"
+                  "    return True",
+                  "can_log_in did not close its connection")),
     },
     "02_schema": {
-        1: Wrong("sku_references = [('product_id', 'product')]", "sku has three foreign keys"),
-        2: Wrong('await connection.execute("""CREATE TABLE IF NOT EXISTS product_review (\n'
-                 '    review_id SERIAL PRIMARY KEY, product_id INT NOT NULL REFERENCES product (product_id),\n'
-                 '    stars INT NOT NULL)""")\nreview_statuses = ["CREATE TABLE", "CREATE TABLE"]',
-                 "CHECK", 'await connection.execute("DROP TABLE product_review")'),
-        3: Wrong('one_size_statuses = [await connection.execute("INSERT INTO product_size VALUES (6, \'One size\')")]',
-                 "expected ['INSERT 0 1', 'INSERT 0 0']",
-                 'await connection.execute("DELETE FROM product_size WHERE product_size_id = 6")'),
+        1: (Wrong('SKU_INDEXES = ["CREATE INDEX IF NOT EXISTS sku_product_id_idx ON sku (product_id)"]\n'
+                  "for statement in SKU_INDEXES:\n"
+                  "    await connection.execute(statement)",
+                  "no index on sku starts with product_color_id, product_size_id", _DROP_SKU_INDEXES),
+            Wrong('SKU_INDEXES = [f"CREATE INDEX ON sku ({column})"\n'
+                  '               for column in ("product_id", "product_size_id", "product_color_id")]\n'
+                  "for statement in SKU_INDEXES:\n"
+                  "    await connection.execute(statement)",
+                  "created 3 more index(es): give each index a name", _DROP_SKU_INDEXES),
+            Wrong('SKU_INDEXES = [f"CREATE INDEX sku_{column}_idx ON sku ({column})"\n'
+                  '               for column in ("product_id", "product_size_id", "product_color_id")]\n'
+                  "for statement in SKU_INDEXES:\n"
+                  "    await connection.execute(statement)",
+                  "write CREATE INDEX IF NOT EXISTS", _DROP_SKU_INDEXES),
+            Wrong('SKU_INDEXES = ["CREATE INDEX IF NOT EXISTS sku_all_idx ON sku (product_id, product_size_id,'
+                  ' product_color_id)"]\n'
+                  "for statement in SKU_INDEXES:\n"
+                  "    await connection.execute(statement)",
+                  "no index on sku starts with product_color_id, product_size_id", _DROP_SKU_INDEXES)),
+        2: (Wrong(_review_table("stars INT NOT NULL"), "add CHECK (stars BETWEEN 1 AND 5)", _DROP_REVIEW),
+            Wrong(_review_table("stars INT NOT NULL CHECK (stars BETWEEN 1 AND 5)", if_not_exists=""),
+                  "write CREATE TABLE IF NOT EXISTS", _DROP_REVIEW),
+            Wrong(_review_table("stars INT NOT NULL CHECK (stars BETWEEN 1 AND 5)", product="product_id INT NOT NULL"),
+                  "product_id must be REFERENCES product (product_id)", _DROP_REVIEW),
+            Wrong(_review_table("stars INT NOT NULL CHECK (stars BETWEEN 1 AND 5)", product="product_id INT"),
+                  "the NOT NULL columns review_id, product_id, stars", _DROP_REVIEW),
+            Wrong(_review_table("stars INT NOT NULL") + "\n"
+                  + _review_table("stars INT NOT NULL CHECK (stars BETWEEN 1 AND 5)"),
+                  "an earlier attempt made it, and IF NOT EXISTS skipped yours", _DROP_REVIEW)),
+        3: (Wrong("async def create_all(conn, statements):\n"
+                  "    for statement in statements:\n"
+                  "        await conn.execute(statement)",
+                  "the failed call left the table wishlist behind"),
+            Wrong("async def create_all(conn, statements):\n"
+                  "    try:\n"
+                  "        async with conn.transaction():\n"
+                  "            for statement in statements:\n"
+                  "                await conn.execute(statement)\n"
+                  "    except asyncpg.PostgresError:\n"
+                  "        pass",
+                  "create_all should raise that error, not swallow it"),
+            Wrong("async def create_all(conn, statements):\n"
+                  '    await conn.execute("BEGIN")\n'
+                  "    for statement in statements:\n"
+                  "        await conn.execute(statement)\n"
+                  '    await conn.execute("COMMIT")',
+                  "after the failure create_all left a transaction open"),
+            Wrong("async def create_all(conn, statements):\n"
+                  '    await conn.execute("BEGIN")\n'
+                  "    try:\n"
+                  "        for statement in statements:\n"
+                  "            await conn.execute(statement)\n"
+                  "    except asyncpg.PostgresError:\n"
+                  '        await conn.execute("ROLLBACK")\n'
+                  "        raise",
+                  "after success create_all left a transaction open")),
     },
     "03_seeding_executemany": {
-        1: Wrong('large_skus = await connection.fetchval("SELECT count(*) FROM sku WHERE product_id = $1", 1)',
-                 "SKUs in size Large, not"),
-        2: Wrong('top_brands = pd.DataFrame([dict(r) for r in await connection.fetch(\n'
-                 '    "SELECT b.brand_name, count(*) AS products FROM brand b JOIN product p USING (brand_id)"\n'
-                 '    " GROUP BY b.brand_id, b.brand_name ORDER BY b.brand_id LIMIT 5")])',
-                 "not the five brands with the most products"),
-        3: Wrong('new_brands = ["Aurora", "Borealis", "Cascade"]', "should be a list of dicts"),
+        1: (Wrong("async def count_skus(conn, product_id, size_name):\n"
+                  '    return await conn.fetchval("SELECT count(*) FROM sku WHERE product_id = $1", product_id)',
+                  "SKUs in size Large, not"),
+            Wrong("async def count_skus(conn, product_id, size_name):\n"
+                  "    return await conn.fetchval(\n"
+                  '        "SELECT count(*) FROM sku JOIN product_size USING (product_size_id)"\n'
+                  "        f\" WHERE product_id = {product_id} AND product_size_name = '{size_name}'\")",
+                  "pass product_id and size_name as $1 and $2"),
+            Wrong("async def count_skus(conn, product_id, size_name):\n"
+                  "    return await conn.fetchrow(\n"
+                  '        "SELECT count(*) FROM sku JOIN product_size USING (product_size_id)"\n'
+                  '        " WHERE product_id = $1 AND product_size_name = $2", product_id, size_name)',
+                  "not a Record")),
+        2: (Wrong('top_brands = pd.DataFrame([dict(r) for r in await connection.fetch(\n'
+                  '    "SELECT b.brand_name, count(*) AS products FROM brand b JOIN product p USING (brand_id)"\n'
+                  '    " GROUP BY b.brand_id, b.brand_name ORDER BY b.brand_id LIMIT 5")])',
+                  "not the five brands with the most products"),
+            Wrong('top_brands = pd.DataFrame([dict(r) for r in await connection.fetch(\n'
+                  '    "SELECT b.brand_name, count(*) AS products FROM brand b JOIN product p USING (brand_id)"\n'
+                  '    " GROUP BY b.brand_id, b.brand_name ORDER BY products DESC, b.brand_id DESC LIMIT 5")])',
+                  "ties by brand_id"),
+            Wrong('top_brands = pd.DataFrame([dict(r) for r in await connection.fetch(\n'
+                  '    "SELECT b.brand_name, count(*) FROM brand b JOIN product p USING (brand_id)"\n'
+                  '    " GROUP BY b.brand_id, b.brand_name ORDER BY count(*) DESC, b.brand_id LIMIT 5")])',
+                  "the columns should be brand_name and products"),
+            Wrong('top_brands = await connection.fetch(\n'
+                  '    "SELECT b.brand_name, count(*) AS products FROM brand b JOIN product p USING (brand_id)"\n'
+                  '    " GROUP BY b.brand_id, b.brand_name ORDER BY products DESC, b.brand_id LIMIT 5")',
+                  "should be a pandas DataFrame")),
+        3: (Wrong("async def add_brands(conn, names):\n"
+                  '    await conn.executemany("INSERT INTO brand (brand_name) VALUES ($1)", [(name,) for name in names])',
+                  "is in brand 2 times, not once"),
+            Wrong("async def add_brands(conn, names):\n"
+                  '    if not await conn.fetchval("SELECT count(*) FROM brand WHERE brand_name = ANY($1::text[])", names):\n'
+                  '        await conn.executemany("INSERT INTO brand (brand_name) VALUES ($1)", [(n,) for n in names])',
+                  "is in brand 0 times, not once"),
+            Wrong("async def add_brands(conn, names):\n"
+                  '    await conn.execute("BEGIN")\n'
+                  '    await conn.executemany("INSERT INTO brand (brand_name) SELECT $1::text"\n'
+                  '                           " WHERE NOT EXISTS (SELECT FROM brand WHERE brand_name = $1)",\n'
+                  "                           [(n,) for n in names])\n\n\n"
+                  'await add_brands(connection, ["Aurora"])',
+                  "run `await connection.execute('ROLLBACK')`",
+                  'await connection.execute("ROLLBACK")')),
     },
     "04_connection_pools": {
         1: (Wrong("async def sku_counts(pool, product_ids, limit):\n"

@@ -24,7 +24,7 @@ from helpers import check, course_databases
 from helpers.admin import assignments
 from helpers.exercises import ExerciseNotPassed, exercise_role, solution_code
 from helpers.target import resolve
-from tests.exercise_probes import WRONG
+from tests.exercise_probes import wrong_answers
 
 ROOT = Path(__file__).resolve().parent.parent
 GRADING_BIN = ROOT / ".venv-grading" / "bin"
@@ -109,7 +109,7 @@ def _submit(course: Path, student: str, answers: dict[int, str], extra_cell: str
 @pytest.mark.slow
 def test_autograde_gives_full_none_and_partial_marks(course: Path) -> None:
     solutions = _solutions(_course_notebooks()[ASSIGNMENT])
-    wrong_first = {**solutions, 1: WRONG[ASSIGNMENT][1].code}
+    wrong_first = {**solutions, 1: wrong_answers(ASSIGNMENT, 1)[0].code}
     _submit(course, "perfect", solutions, extra_cell="print(DSN.split('?')[0].rsplit('/', 1)[-1])")
     _submit(course, "untouched", {})
     _submit(course, "one_wrong", wrong_first)
