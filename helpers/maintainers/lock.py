@@ -8,15 +8,23 @@ by hand.
 
     python -m helpers.maintainers.lock            # what `make lock` runs: resolve anew
     python -m helpers.maintainers.lock --current  # rewrite from .venv as installed (no upgrades)
+    python -m helpers.maintainers.lock --python /usr/bin/python3  # resolve with that interpreter
+    python -m helpers.maintainers.lock --current --python /tmp/venv/bin/python  # freeze that venv
+
+One lock serves every Python the course supports, so every pin must install on the oldest:
+the lock refuses a package whose Requires-Python excludes the floor that pyproject.toml's
+requires-python names (pip would only say ResolutionImpossible there).  Cap such a package in
+pyproject.toml with the reason, as soupsieve is.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import re
 import subprocess
 import sys
 import tempfile
-import venv
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,21 +87,60 @@ def update_environment(text: str, pins: dict[str, str], direct: list[Direct]) ->
                   repin, text, flags=re.M)
 
 
-def resolve() -> dict[str, str]:
-    """Install the project with every extra into a fresh virtualenv and freeze it."""
-    with tempfile.TemporaryDirectory(prefix="course-lock-") as tmp:
-        venv.create(tmp, with_pip=True)
-        python = Path(tmp) / "bin" / "python"
-        subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                        "-e", f"{REPO_ROOT}[{EXTRAS}]"], check=True)
-        return freeze(python)
+def floor(pyproject: str) -> str:
+    """The oldest Python pyproject.toml promises, as a full version (">=3.11" is 3.11.0)."""
+    found = re.search(r'^requires-python\s*=\s*">=\s*([\d.]+)"', pyproject, flags=re.M)
+    assert found, "pyproject.toml has no requires-python >= …"
+    return ".".join([*found[1].split("."), "0", "0"][:3])
+
+
+_REQUIRES_PYTHON = """\
+import json, sys
+from importlib import metadata
+json.dump({d.metadata["Name"]: d.metadata.get("Requires-Python") or "" for d in metadata.distributions()}, sys.stdout)
+"""
+
+
+def beyond_floor(python: Path, version: str) -> list[str]:
+    """The packages installed for `python` whose Requires-Python excludes Python `version`."""
+    from packaging.specifiers import SpecifierSet
+
+    out = subprocess.run([str(python), "-c", _REQUIRES_PYTHON], check=True, capture_output=True, text=True).stdout
+    required: dict[str, str] = json.loads(out)
+    return sorted(f"{name} (Requires-Python {spec})" for name, spec in required.items()
+                  if spec and not SpecifierSet(spec).contains(version))
+
+
+def resolve(interpreter: str, into: Path) -> Path:
+    """Install the project with every extra into a fresh virtualenv made by `interpreter`; its python."""
+    subprocess.run([interpreter, "-m", "venv", str(into)], check=True)
+    python = into / "bin" / "python"
+    subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                    "-e", f"{REPO_ROOT}[{EXTRAS}]"], check=True)
+    return python
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
+    parser = argparse.ArgumentParser(prog="python -m helpers.maintainers.lock", description=__doc__.splitlines()[0])
+    parser.add_argument("--current", action="store_true", help="freeze an installed venv instead of resolving anew")
+    parser.add_argument("--python", help="the interpreter to resolve with, or (with --current) the venv's python")
+    args = parser.parse_args(argv)
+    if args.current:
+        return write_lock(Path(args.python or REPO_ROOT / ".venv" / "bin" / "python"))
+    with tempfile.TemporaryDirectory(prefix="course-lock-") as tmp:
+        return write_lock(resolve(args.python or sys.executable, Path(tmp)))
+
+
+def write_lock(python: Path) -> int:
+    """constraints.txt and environment.yml from what is installed for `python`, if it all installs on the floor."""
     pyproject = (REPO_ROOT / "pyproject.toml").read_text()
     direct = direct_dependencies(pyproject)
-    pins = freeze(REPO_ROOT / ".venv" / "bin" / "python") if "--current" in args else resolve()
+    pins = freeze(python)
+    too_new = beyond_floor(python, floor(pyproject))
+    if too_new:
+        print(f"error: these do not install on Python {floor(pyproject)}, the floor in pyproject.toml: "
+              f"{', '.join(too_new)}; cap them in pyproject.toml (with the reason) and lock again", file=sys.stderr)
+        return 1
     missing = [d.name for d in direct if d.name not in pins]
     if missing:
         print(f"error: resolved no version for {', '.join(missing)}", file=sys.stderr)
