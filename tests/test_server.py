@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import asyncpg
 import pytest
 
 from helpers.errors import ServerError
-from helpers.server import EmbeddedServer, binary
-from tests.conftest import kill_9, query, value
+from helpers.server import EmbeddedServer, binary, socket_path_fits
+from tests.conftest import kill_9, query, server_directory, value
 
 
 def test_socket_only_server_starts_reuses_and_stops(scratch_server: EmbeddedServer) -> None:
@@ -119,3 +121,47 @@ def test_another_clusters_postmaster_behind_a_reused_pid_is_not_ours(scratch_ser
     scratch_server.start()
     assert scratch_server.running().pid != other.pid
     assert tcp_server.running().pid == other.pid  # the other cluster is untouched
+
+
+@pytest.mark.parametrize("folder", ["sp ace", "$(touch injected)", "semi;colon, comma 'quote\" `tick`"])
+def test_data_directory_paths_are_data_not_shell(folder: str) -> None:
+    """A clone under `sp ace` broke the start (`postgres: invalid argument: "ace/…"`): pg_ctl -o went
+    through /bin/sh, so a folder name could also run a command. Now every path is its own argv element."""
+    with server_directory("paths") as pgdata:
+        server = EmbeddedServer(pgdata.parent / folder / "pgdata")
+        try:
+            dsn = server.start()
+            assert value(dsn, "SELECT current_setting('data_directory')") == str(server.pgdata)
+            socket_dir = server.socket_dir()
+            assert value(dsn, "SHOW unix_socket_directories") == '"' + str(socket_dir).replace('"', '""') + '"'
+            assert (socket_dir == server.pgdata) == ("," not in folder)  # a comma would split libpq's host list
+            assert server.stop() is True
+        finally:
+            server.stop()
+        assert not list(pgdata.parent.rglob("injected")) and not Path("/injected").exists()
+        assert not Path("injected").exists()
+
+
+def test_socket_path_length_is_counted_in_bytes(tmp_path: Path) -> None:
+    """59 characters of Cyrillic are 107+ bytes: the socket goes to a short private directory instead."""
+    long = Path("/tmp") / ("д" * 59)
+    assert len(str(long)) < 100 and not socket_path_fits(long)
+    server = EmbeddedServer(long)
+    assert server.socket_dir() != server.pgdata and socket_path_fits(server.socket_dir())
+    assert socket_path_fits(Path("/tmp") / ("d" * 80))  # 80 ASCII bytes + /.s.PGSQL.5432: still fits
+
+
+def test_a_long_non_ascii_data_directory_gets_a_private_socket_directory() -> None:
+    with server_directory("long") as pgdata:
+        deep = pgdata.parent / ("курс asyncpg " * 4) / "ça va" / "pgdata"
+        server = EmbeddedServer(deep)
+        assert not socket_path_fits(server.pgdata)
+        try:
+            dsn = server.start()
+            assert value(dsn, "SELECT 1") == 1
+            socket_dir = server.socket_dir()
+            assert socket_dir != server.pgdata
+            assert socket_dir.stat().st_mode & 0o077 == 0  # the superuser logs in over it without a password
+        finally:
+            server.stop()
+            shutil.rmtree(server.socket_dir(), ignore_errors=True)
