@@ -46,7 +46,7 @@ other-python:
 
 $(STAMP): pyproject.toml constraints.txt $(REBUILD_VENV)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed; set PYTHON=python3.x")'
-	$(PYTHON) -m venv --clear $(VENV)
+	$(PYTHON) -m venv $(if $(REBUILD_VENV),--clear) $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt uv
 	$(VENV)/bin/uv pip install --quiet --python $(PY) $(INSTALL_ARGS) \
 	  || { echo "uv could not install the packages; installing them with pip instead"; \

@@ -174,9 +174,11 @@ class EmbeddedServer:
         with tempfile.TemporaryDirectory() as tmp:
             if self.password:
                 pwfile = Path(tmp) / "pw"
+                pwfile.touch(mode=0o600)
                 pwfile.write_text(self.password)
-                os.chmod(tmp, 0o755)
-                pwfile.chmod(0o644)
+                if self._as_root():  # initdb runs as the system user: its file, no one else's
+                    for path in (Path(tmp), pwfile):
+                        os.chown(path, _system_uid(), -1)
                 args += [f"--pwfile={pwfile}", "--auth-host=scram-sha-256"]
             else:
                 args += ["--auth-host=trust"]
