@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pwd
 import subprocess
 import tempfile
 import threading
@@ -86,6 +87,7 @@ class EmbeddedServer:
     # -- public -------------------------------------------------------------------------
     def start(self) -> str:
         """Start the server unless it runs already; return the DSN of its `postgres` database."""
+        self._check_ownership()
         with self._locked():
             self._init_if_needed()
             already = self._running()
@@ -98,6 +100,7 @@ class EmbeddedServer:
 
     def stop(self) -> bool:
         """Stop the server; return False when it was not running."""
+        self._check_ownership()
         with self._locked():
             if self._running() is None:
                 self._clean_stale()
@@ -111,6 +114,7 @@ class EmbeddedServer:
             return True
 
     def running(self) -> Running | None:
+        self._check_ownership()
         return self._running()
 
     def dsn(self, database: str = "postgres") -> str:
@@ -140,6 +144,37 @@ class EmbeddedServer:
 
     def log_file(self) -> Path:
         return self.pgdata / "server.log"
+
+    # -- whose data directory ----------------------------------------------------------
+    def _check_ownership(self) -> None:
+        """One clone's server serves one OS user: another user's data directory gets a paragraph, not a
+        PermissionError (or, worse, "not running" while that user's server runs)."""
+        me = os.geteuid()
+        mine = {me, *([_system_uid_or_none()] if self._as_root() else [])} - {None}
+        existing, info = _nearest_visible(self.pgdata)
+        owner = info.st_uid
+        if existing == self.pgdata and owner not in mine:
+            running = _postmaster_serving(self.pgdata)
+            state = f"; its server is running (pid {running.pid}, OS user {running.username()})" if running else ""
+            if owner == _system_uid_or_none():
+                state += f" ({SYSTEM_USER} is who runs PostgreSQL when root starts the course)"
+            raise ServerError(
+                f"The embedded server's data directory {self.pgdata} belongs to the OS user {_user_name(owner)}, "
+                f"not to you ({_user_name(me)}){state}. One data directory serves one OS user: PostgreSQL runs as "
+                "its owner, and no one else may read it.",
+                "use a data directory of your own: set COURSE_PGDATA to a path in your home "
+                "(e.g. `export COURSE_PGDATA=~/.local/share/asyncpg-course/pgdata`), or work in your own clone; "
+                "for one server shared by several users, set DATABASE_URL to a class server (docs/instructor-guide.md).")
+        folder = self.pgdata.parent if existing == self.pgdata else existing
+        if folder != existing:
+            owner = folder.stat().st_uid
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise ServerError(
+                f"The folder {folder} (owner: OS user {_user_name(owner)}) is not writable by you "
+                f"({_user_name(me)}): the embedded server's data directory {self.pgdata} and its lock file "
+                f"{self.pgdata.name}.lock cannot be made there.",
+                "set COURSE_PGDATA to a path in your home (e.g. `export COURSE_PGDATA=~/.local/share/asyncpg-course/pgdata`), "
+                "or work in your own clone of the course.")
 
     # -- start-up steps -----------------------------------------------------------------
     @contextmanager
@@ -340,9 +375,40 @@ def _conf_list_item(path: Path) -> str:
 
 
 def _system_uid() -> int:
-    import pwd
-
     return pwd.getpwnam(SYSTEM_USER).pw_uid
+
+
+def _system_uid_or_none() -> int | None:
+    try:
+        return _system_uid()
+    except KeyError:  # not made yet: the first start as root makes it
+        return None
+
+
+def _user_name(uid: int) -> str:
+    try:
+        return f"{pwd.getpwuid(uid).pw_name!r}"
+    except KeyError:
+        return f"uid {uid}"
+
+
+def _nearest_visible(path: Path) -> tuple[Path, os.stat_result]:
+    """`path` or its nearest ancestor that exists and that we may look at, with its stat."""
+    for candidate in (path, *path.parents):
+        try:
+            return candidate, candidate.stat()
+        except (FileNotFoundError, NotADirectoryError, PermissionError):
+            continue
+    raise AssertionError("/ always exists")
+
+
+def _postmaster_serving(pgdata: Path) -> psutil.Process | None:
+    """A postgres whose command line names `pgdata` (readable for any user's process, unlike its files)."""
+    for proc in psutil.process_iter(["name", "cmdline"]):
+        cmdline = proc.info["cmdline"] or []
+        if proc.info["name"] == "postgres" and str(pgdata) in cmdline and "-D" in cmdline:
+            return proc
+    return None
 
 
 def _is_postgres(pid: int, pgdata: Path) -> bool:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
@@ -165,3 +167,67 @@ def test_a_long_non_ascii_data_directory_gets_a_private_socket_directory() -> No
         finally:
             server.stop()
             shutil.rmtree(server.socket_dir(), ignore_errors=True)
+
+
+
+@pytest.fixture
+def nobodys_server() -> Iterator[tuple[Path, subprocess.Popen[bytes]]]:
+    """A real PostgreSQL of another OS user (nobody): its own data directory, its own postmaster."""
+    other = {"user": "nobody", "group": "nogroup", "extra_groups": [], "cwd": "/"}
+    with server_directory("nobody") as pgdata:
+        pgdata.mkdir(mode=0o700)
+        os.chown(pgdata, pwd.getpwnam("nobody").pw_uid, -1)
+        subprocess.run([binary("initdb"), "-D", str(pgdata), "-U", "postgres", "--no-instructions"],
+                       check=True, capture_output=True, env={**os.environ, "LC_ALL": "C.UTF-8"}, **other)
+        postmaster = subprocess.Popen([binary("postgres"), "-D", str(pgdata), "-c", "listen_addresses=",
+                                       "-c", f"unix_socket_directories={pgdata}"],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **other)
+        deadline = time.monotonic() + 30
+        while not (pgdata / "postmaster.pid").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        try:
+            yield pgdata, postmaster
+        finally:
+            postmaster.terminate()
+            postmaster.wait(timeout=30)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a second OS user's server needs root to set up")
+def test_another_users_data_directory_gets_one_paragraph(nobodys_server: tuple[Path, subprocess.Popen[bytes]],
+                                                         monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """Two OS users, one data directory: PermissionError tracebacks, and `db status` said "not
+    running" while the other user's server ran; `doctor` crashed."""
+    from helpers.admin import cli
+
+    pgdata, postmaster = nobodys_server
+    monkeypatch.setenv("COURSE_PGDATA", str(pgdata))
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    for command in (["db", "status"], ["db", "start"], ["db", "stop"]):
+        assert cli.main(command) == 1
+        printed = capsys.readouterr().err
+        assert f"data directory {pgdata} belongs to the OS user 'nobody', not to you ('root')" in printed, printed
+        assert f"its server is running (pid {postmaster.pid}, OS user nobody)" in printed
+        assert "COURSE_PGDATA" in printed and "What to do:" in printed
+    assert cli.main(["doctor"]) == 1
+    server_line = next(line for line in capsys.readouterr().out.splitlines() if " server " in line)
+    assert server_line.startswith("FAIL") and "belongs to the OS user 'nobody'" in server_line
+    assert postmaster.poll() is None  # the owner's server is untouched
+    assert (pgdata / "postmaster.pid").exists()
+
+def test_a_relative_course_pgdata_is_taken_from_the_repository(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Kernels run in notebooks/: resolved against the current folder, a relative COURSE_PGDATA
+    silently made a second cluster there."""
+    from helpers import config
+
+    root = Path(config.REPO_ROOT)
+    monkeypatch.setenv("COURSE_PGDATA", "build/elsewhere")
+    for folder in (root, root / "notebooks", Path("/")):
+        monkeypatch.chdir(folder)
+        assert config.pgdata_dir() == root / "build" / "elsewhere"
+    code = "from helpers.target import resolve; print(resolve().pgdata)"
+    kernel_like = subprocess.run([sys.executable, "-c", code], cwd=root / "notebooks", capture_output=True, text=True,
+                                 env={**os.environ, "COURSE_PGDATA": "build/elsewhere", "DATABASE_URL": ""}, check=True)
+    assert kernel_like.stdout.strip() == str(root / "build" / "elsewhere")
+    monkeypatch.setenv("COURSE_PGDATA", "/srv/course/pgdata")
+    assert config.pgdata_dir() == Path("/srv/course/pgdata")
