@@ -308,7 +308,7 @@ class EmbeddedServer:
             if process is not None and process.poll() is not None:
                 tail = _tail(self.log_file())
                 raise ServerError(f"PostgreSQL did not start on {self.pgdata}. The end of its log says:\n{tail}",
-                                  _advice_for(tail))
+                                  _advice_for(tail, self.pgdata))
             if time.monotonic() > deadline:
                 pid = running.pid if running else "?"
                 raise ServerError(
@@ -440,12 +440,13 @@ def _tail(log: Path, lines: int = 6) -> str:
         return "(no log)"
 
 
-def _advice_for(log_tail: str) -> str:
+def _advice_for(log_tail: str, pgdata: Path) -> str:
     if "Address already in use" in log_tail:
         return "another server already uses that port or socket: stop it, or choose another."
     if "lock file" in log_tail:
         return "another server holds this data directory: stop it (`python -m helpers db stop`), then try again."
-    return "read the log above; `make clean` stops the server and `rm -rf .pgdata` starts from scratch."
+    return (f"read the log above (all of it: {pgdata / 'server.log'}); to start from scratch, stop the server "
+            f"(`python -m helpers db stop`) and move {pgdata} away: the course rebuilds its databases from the seed.")
 
 
 def _usable_locale() -> str:

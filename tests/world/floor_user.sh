@@ -38,7 +38,8 @@ home=$(getent passwd "$WORLD_USER" | cut -d: -f6)
 # wheels): the user gets the same one. uv does not read it; the Makefile falls back to pip.
 for config in "$HOME/.config/pip/pip.conf" "$HOME/.pip/pip.conf"; do
   if [ -f "$config" ]; then
-    install -D -m 0644 -o "$WORLD_USER" "$config" "$home/.config/pip/pip.conf"
+    install -d -o "$WORLD_USER" -g "$(id -gn "$WORLD_USER")" "$home/.config" "$home/.config/pip"
+    install -m 0644 -o "$WORLD_USER" "$config" "$home/.config/pip/pip.conf"
     break
   fi
 done
@@ -86,6 +87,10 @@ echo "$other"
 grep -q "belongs to the OS user '$WORLD_USER', not to you ('nobody'); its server is running" <<<"$other" \
   || fail "the second user's message does not name the owner and the running server"
 ! grep -q Traceback <<<"$other" || fail "a traceback for the second user"
+other=$(runuser -u nobody -- env -i PATH=/usr/bin:/bin HOME=/tmp COURSE_PGDATA="$CLONE/notebooks/pgdata" \
+        "$CLONE/.venv/bin/python" -m helpers db start 2>&1) && fail "db start as nobody in $WORLD_USER's clone succeeded"
+grep -q "The folder $CLONE/notebooks (owner: OS user '$WORLD_USER') is not writable by you ('nobody')" <<<"$other" \
+  || fail "the second user's message does not name the folder it cannot write: $other"
 
 step "stopping the embedded server"
 as_user "cd '$CLONE' && .venv/bin/course db stop"
