@@ -109,3 +109,12 @@ def test_every_pin_installs_on_the_oldest_python_pyproject_promises() -> None:
     pins, installed = _pins(), freeze(Path(sys.executable))
     assert {name: installed.get(name) for name in pins} == pins, "this venv is not installed from constraints.txt"
     assert not beyond_floor(Path(sys.executable), floor(pyproject))
+
+
+def test_the_lock_names_packages_beyond_a_floor() -> None:
+    """`make lock` refuses what the floor cannot install; below our floor, pandas 3 (>=3.11) is one."""
+    from helpers.maintainers.lock import beyond_floor, floor
+
+    assert floor('requires-python = ">=3.11.4"\n') == "3.11.4"
+    too_new = beyond_floor(Path(sys.executable), "3.9.0")
+    assert any(line.startswith("pandas (Requires-Python >=3.11") for line in too_new), too_new
