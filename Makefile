@@ -29,9 +29,26 @@ help:
 # pip installs the rest instead (slower, same pins).
 INSTALL_ARGS := -c constraints.txt -e '.[lab,test,bench,dev]'
 
-$(STAMP): pyproject.toml constraints.txt
+# A Python is its version and installation. `make setup PYTHON=python3.12` over a .venv that
+# another Python made rebuilds it from scratch (--clear): updated in place, it would mix two
+# Pythons. Without PYTHON= on the command line (or in the environment) the .venv is kept as it is.
+PY_ID := import sys; print(sys.version.split()[0], sys.base_prefix)
+ifneq ($(origin PYTHON),default)
+ifneq ($(wildcard $(PY)),)
+VENV_PY_ID := $(shell $(PY) -c '$(PY_ID)' 2>/dev/null)
+ifneq ($(VENV_PY_ID),$(shell $(PYTHON) -c '$(PY_ID)' 2>/dev/null))
+REBUILD_VENV := other-python
+endif
+endif
+endif
+
+.PHONY: other-python
+other-python:
+	@echo "$(VENV) was made by Python $(VENV_PY_ID), not by $(PYTHON): making it anew"
+
+$(STAMP): pyproject.toml constraints.txt $(REBUILD_VENV)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed; set PYTHON=python3.x")'
-	$(PYTHON) -m venv $(VENV)
+	$(PYTHON) -m venv $(if $(REBUILD_VENV),--clear) $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt uv
 	$(VENV)/bin/uv pip install --quiet --python $(PY) $(INSTALL_ARGS) \
 	  || { echo "uv could not install the packages; installing them with pip instead"; \

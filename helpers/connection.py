@@ -14,8 +14,8 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import asyncpg
 
-from .admin.server import EmbeddedServer
 from .errors import ConfigError, ServerError
+from .server import EmbeddedServer
 from .target import Target, hide_password, parse_url, resolve
 
 CONNECT_TIMEOUT = 5.0

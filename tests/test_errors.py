@@ -14,7 +14,7 @@ import asyncpg
 import pytest
 
 from helpers import ConfigError, CourseError, ServerError, connect, drop_course_databases, names, notebook_database, server_dsn
-from helpers.admin.server import EmbeddedServer, binary
+from helpers.server import EmbeddedServer, binary
 from helpers.target import resolve
 from tests.conftest import TCP_PASSWORD, free_port, value
 

@@ -13,8 +13,8 @@ from collections.abc import Iterator
 import pytest
 
 from helpers import ServerError, databases, notebook_database
-from helpers.admin.server import EmbeddedServer
 from helpers.connection import connected, server_dsn
+from helpers.server import EmbeddedServer
 from helpers.target import resolve
 from tests.conftest import kill_9
 

@@ -22,9 +22,10 @@ from pathlib import Path
 
 from .. import databases
 from ..connection import admin
+from ..dsn import for_child
 from ..errors import CourseError
+from ..server import binary
 from ..target import Target, hide_password, resolve
-from .server import binary
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -76,6 +77,8 @@ def _add_db(groups: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         ("template", template, "build the seeded template unless it is up to date, and verify it"),
     ]:
         db.add_parser(name, help=text).set_defaults(func=func)
+    db.choices["url"].add_argument("--show-password", action="store_true",
+                                   help="print the password too (by default it is masked like everywhere else)")
     psql = db.add_parser("psql", help="open psql on a notebook's database; further arguments go to psql",
                          description="e.g. `db psql 04_connection_pools -c 'SELECT count(*) FROM sku'`; "
                                      "`db psql postgres …` for the maintenance database")
@@ -183,10 +186,14 @@ async def _status(target: Target) -> tuple[str, list[str], tuple[str, str], list
             await databases.legacy_databases(target))
 
 
-def url(_: argparse.Namespace) -> int:
+def url(args: argparse.Namespace) -> int:
     target = resolve()
     target.ensure_running()
-    print(target.dsn())
+    dsn = target.dsn()
+    if hide_password(dsn) != dsn and not args.show_password:
+        print("(the password is masked; `db url --show-password` prints it)", file=sys.stderr)
+        dsn = hide_password(dsn)
+    print(dsn)
     return 0
 
 
@@ -211,7 +218,8 @@ def run_psql(args: argparse.Namespace) -> int:
         asyncio.run(_require_database(target, database, args.notebook))
     else:
         target.ensure_running()
-    os.execv(binary("psql"), ["psql", target.dsn(database), *args.psql_args])
+    dsn, secret = for_child(target.dsn(database))  # the password by environment: argv is public
+    os.execve(binary("psql"), ["psql", dsn, *args.psql_args], {**os.environ, **secret})
 
 
 async def _require_database(target: Target, database: str, notebook: str) -> None:

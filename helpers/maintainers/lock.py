@@ -12,15 +12,23 @@ pull in), without the test and lint tools.
 
     python -m helpers.maintainers.lock            # what `make lock` runs: resolve anew
     python -m helpers.maintainers.lock --current  # rewrite from .venv as installed (no upgrades)
+    python -m helpers.maintainers.lock --python /usr/bin/python3  # resolve with that interpreter
+    python -m helpers.maintainers.lock --current --python /tmp/venv/bin/python  # freeze that venv
+
+One lock serves every Python the course supports, so every pin must install on the oldest:
+the lock refuses a package whose Requires-Python excludes the floor that pyproject.toml's
+requires-python names (pip would only say ResolutionImpossible there).  Cap such a package in
+pyproject.toml with the reason, as soupsieve is.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import re
 import subprocess
 import sys
 import tempfile
-import venv
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -113,42 +121,76 @@ def requirement_closure(extras: str) -> list[str]:
 
 
 def binder_requirements(python: Path, pins: dict[str, str]) -> str:
-    """binder/requirements.txt: the pins of what BINDER_EXTRAS need, as resolved in `python`'s virtualenv."""
+    """binder/requirements.txt: the pins of what BINDER_EXTRAS need, as installed for `python`."""
     names = subprocess.run([str(python), "-m", "helpers.maintainers.lock", "--closure", BINDER_EXTRAS],
-                           check=True, capture_output=True, text=True).stdout.split()
+                           check=True, capture_output=True, text=True, cwd=REPO_ROOT).stdout.split()
     return BINDER_HEADER + "".join(f"{name}=={pins[name]}\n" for name in names) + "-e .\n"
 
 
-def resolve() -> tuple[dict[str, str], str]:
-    """Install the project with every extra into a fresh virtualenv; its pins and binder/requirements.txt."""
-    with tempfile.TemporaryDirectory(prefix="course-lock-") as tmp:
-        venv.create(tmp, with_pip=True)
-        python = Path(tmp) / "bin" / "python"
-        subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                        "-e", f"{REPO_ROOT}[{EXTRAS}]"], check=True)
-        pins = freeze(python)
-        return pins, binder_requirements(python, pins)
+def floor(pyproject: str) -> str:
+    """The oldest Python pyproject.toml promises, as a full version (">=3.11" is 3.11.0)."""
+    found = re.search(r'^requires-python\s*=\s*">=\s*([\d.]+)"', pyproject, flags=re.M)
+    assert found, "pyproject.toml has no requires-python >= …"
+    return ".".join([*found[1].split("."), "0", "0"][:3])
+
+
+_REQUIRES_PYTHON = """\
+import json, sys
+from importlib import metadata
+json.dump({d.metadata["Name"]: d.metadata.get("Requires-Python") or "" for d in metadata.distributions()}, sys.stdout)
+"""
+
+
+def beyond_floor(python: Path, version: str) -> list[str]:
+    """The packages installed for `python` whose Requires-Python excludes Python `version`."""
+    from packaging.specifiers import SpecifierSet
+
+    out = subprocess.run([str(python), "-c", _REQUIRES_PYTHON], check=True, capture_output=True, text=True).stdout
+    required: dict[str, str] = json.loads(out)
+    return sorted(f"{name} (Requires-Python {spec})" for name, spec in required.items()
+                  if spec and not SpecifierSet(spec).contains(version))
+
+
+def resolve(interpreter: str, into: Path) -> Path:
+    """Install the project with every extra into a fresh virtualenv made by `interpreter`; its python."""
+    subprocess.run([interpreter, "-m", "venv", str(into)], check=True)
+    python = into / "bin" / "python"
+    subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                    "-e", f"{REPO_ROOT}[{EXTRAS}]"], check=True)
+    return python
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if args[:1] == ["--closure"]:  # run inside the virtualenv being locked, by binder_requirements
-        print("\n".join(requirement_closure(args[1])))
+    parser = argparse.ArgumentParser(prog="python -m helpers.maintainers.lock", description=__doc__.splitlines()[0])
+    parser.add_argument("--current", action="store_true", help="freeze an installed venv instead of resolving anew")
+    parser.add_argument("--python", help="the interpreter to resolve with, or (with --current) the venv's python")
+    parser.add_argument("--closure", metavar="EXTRAS", help=argparse.SUPPRESS)  # run by binder_requirements
+    args = parser.parse_args(argv)
+    if args.closure:  # inside the virtualenv being locked: what the package with these extras needs
+        print("\n".join(requirement_closure(args.closure)))
         return 0
+    if args.current:
+        return write_lock(Path(args.python or REPO_ROOT / ".venv" / "bin" / "python"))
+    with tempfile.TemporaryDirectory(prefix="course-lock-") as tmp:
+        return write_lock(resolve(args.python or sys.executable, Path(tmp)))
+
+
+def write_lock(python: Path) -> int:
+    """constraints.txt and environment.yml from what is installed for `python`, if it all installs on the floor."""
     pyproject = (REPO_ROOT / "pyproject.toml").read_text()
     direct = direct_dependencies(pyproject)
-    if "--current" in args:
-        current = REPO_ROOT / ".venv" / "bin" / "python"
-        pins = freeze(current)
-        binder = binder_requirements(current, pins)
-    else:
-        pins, binder = resolve()
+    pins = freeze(python)
+    too_new = beyond_floor(python, floor(pyproject))
+    if too_new:
+        print(f"error: these do not install on Python {floor(pyproject)}, the floor in pyproject.toml: "
+              f"{', '.join(too_new)}; cap them in pyproject.toml (with the reason) and lock again", file=sys.stderr)
+        return 1
     missing = [d.name for d in direct if d.name not in pins]
     if missing:
         print(f"error: resolved no version for {', '.join(missing)}", file=sys.stderr)
         return 1
     (REPO_ROOT / "constraints.txt").write_text(render_constraints(direct, pins))
-    (REPO_ROOT / "binder" / "requirements.txt").write_text(binder)
+    (REPO_ROOT / "binder" / "requirements.txt").write_text(binder_requirements(python, pins))
     environment = REPO_ROOT / "environment.yml"
     environment.write_text(update_environment(environment.read_text(), pins, direct))
     print(f"constraints.txt: {len(direct)} direct and {len(pins) - len(direct)} other pins")
