@@ -15,6 +15,7 @@ says: over the embedded server's Unix socket, or over TCP with the DSN's passwor
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import re
 import secrets
@@ -26,7 +27,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 from typing import Any
-from urllib.parse import parse_qs, quote, unquote, urlsplit, urlunsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from .errors import CourseError
 
@@ -97,12 +98,24 @@ class PgBouncer:
         if executable is None or not os.access(executable, os.X_OK):
             raise PgBouncerError(f"PgBouncer is not installed (looked for {executable or 'pgbouncer'} "
                                  "on PATH and in /usr/sbin).", INSTALL + "; the rest of the notebook runs without it.")
-        self.port = self.port or free_port()
+        chosen = self.port is None
+        for attempt in range(3):
+            self.port = free_port() if chosen else self.port
+            try:
+                return self._start(executable)
+            except PgBouncerError as error:
+                # a free port can be taken between choosing it and PgBouncer's bind(): choose again
+                if not (chosen and "Address already in use" in str(error)) or attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _start(self, executable: str) -> PgBouncer:
         self.directory = Path(tempfile.mkdtemp(prefix="course-pgbouncer-"))
         self._write_files()
-        self.process = subprocess.Popen([executable, str(self.directory / "pgbouncer.ini")],
-                                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.DEVNULL, cwd=self.directory, **_identity())
+        with open(self.directory / "stderr.log", "wb") as stderr:  # what it says before its log file is open
+            self.process = subprocess.Popen([executable, str(self.directory / "pgbouncer.ini")],
+                                            stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr,
+                                            cwd=self.directory, **_identity())
         _RUNNING.add(self)
         try:
             self._wait_ready()
@@ -175,21 +188,21 @@ class PgBouncer:
             if self.process.poll() is not None:
                 raise PgBouncerError(f"PgBouncer did not start on 127.0.0.1:{self.port}. Its log says:\n{self._log()}",
                                      _advice(self._log()))
-            try:
-                with socket.create_connection(("127.0.0.1", self.port or 0), timeout=0.5):
-                    return
-            except OSError:
-                time.sleep(0.05)
+            if "process up:" in self._log(lines=0):  # logged once it listens (a port check could reach another program)
+                return
+            time.sleep(0.05)
         raise PgBouncerError(f"PgBouncer did not accept connections on 127.0.0.1:{self.port} "
                              f"within {START_TIMEOUT:.0f} s. Its log says:\n{self._log()}", _advice(self._log()))
 
-    def _log(self) -> str:
+    def _log(self, lines: int = 5) -> str:
+        """The log's last `lines` lines (0: all of it)."""
         if self.directory is None:
             return "(no log)"
-        try:
-            return "\n".join((self.directory / "pgbouncer.log").read_text(errors="replace").splitlines()[-5:])
-        except OSError:
-            return "(no log)"
+        text = ""
+        for name in ("stderr.log", "pgbouncer.log"):
+            with contextlib.suppress(OSError):
+                text += (self.directory / name).read_text(errors="replace")
+        return ("\n".join(text.splitlines()[-lines:]) if lines else text) or "(no log)"
 
 
 def _advice(log: str) -> str:
@@ -225,10 +238,6 @@ def _quoted(value: str) -> str:
 def _auth_quoted(value: str) -> str:
     """A field of PgBouncer's auth file: double quotes, a quote doubled."""
     return '"' + value.replace('"', '""') + '"'
-
-
-def with_database(dsn: str, database: str) -> str:
-    return urlunsplit(urlsplit(dsn)._replace(path=f"/{database}"))
 
 
 @atexit.register
