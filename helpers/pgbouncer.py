@@ -30,6 +30,7 @@ from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from .errors import CourseError
+from .tls import Certificates
 
 #: Where the packages put the binary when /usr/sbin is not on a non-root user's PATH.
 SEARCH = ("/usr/sbin/pgbouncer", "/usr/local/sbin/pgbouncer", "/opt/homebrew/bin/pgbouncer",
@@ -80,14 +81,16 @@ class PgBouncer:
 
     def __init__(self, server_dsn: str, *, pool_mode: str = "transaction", pool_size: int = 4,
                  port: int | None = None, settings: dict[str, str] | None = None,
-                 executable: str | None = None) -> None:
-        """settings: more `[pgbouncer]` lines, e.g. {"max_prepared_statements": "100"}."""
+                 executable: str | None = None, tls: Certificates | None = None) -> None:
+        """settings: more `[pgbouncer]` lines, e.g. {"max_prepared_statements": "100"};
+        tls: a certificate and key (helpers.tls) to offer clients TLS with (they may still choose plain)."""
         self.server = _server_parts(server_dsn)
         self.pool_mode = pool_mode
         self.pool_size = pool_size
         self.port = port
         self.settings = settings or {}
         self.executable = executable
+        self.tls = tls
         self.password = self.server["password"] or secrets.token_urlsafe(16)
         self.directory: Path | None = None
         self.process: subprocess.Popen[bytes] | None = None
@@ -124,12 +127,19 @@ class PgBouncer:
             raise
         return self
 
-    def dsn(self, database: str, **options: str) -> str:
-        """A DSN for `database` through PgBouncer (the password inside: print it with helpers.describe)."""
+    def dsn(self, database: str, *, host: str = "127.0.0.1", **options: str) -> str:
+        """A DSN for `database` through PgBouncer (the password inside: print it with helpers.describe).
+
+        host: the name to connect with ("localhost" also reaches it); options: DSN parameters (sslmode=...)."""
         query = "&".join(f"{key}={quote(value)}" for key, value in options.items())
         user = quote(self.server["user"], safe="")
-        return (f"postgresql://{user}:{quote(self.password, safe='')}@127.0.0.1:{self.port}/{database}"
+        return (f"postgresql://{user}:{quote(self.password, safe='')}@{host}:{self.port}/{database}"
                 + (f"?{query}" if query else ""))
+
+    def last_login(self) -> str:
+        """PgBouncer's log line for the latest client login, from `db=` on (it names the TLS in use)."""
+        logins = [line for line in self._log(lines=0).splitlines() if "login attempt:" in line]
+        return logins[-1].split("login attempt: ", 1)[1] if logins else "(no login yet)"
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -161,6 +171,7 @@ class PgBouncer:
             "listen_addr": "127.0.0.1", "listen_port": str(self.port), "unix_socket_dir": "",
             "auth_type": "scram-sha-256", "auth_file": str(self.directory / "users.txt"),
             "pool_mode": self.pool_mode, "default_pool_size": str(self.pool_size), "max_client_conn": "100",
+            **self._tls_settings(),
             **self.settings,
         }
         config = "[databases]\n* = " + target + "\n\n[pgbouncer]\n" + "".join(f"{k} = {v}\n" for k, v in lines.items())
@@ -174,6 +185,15 @@ class PgBouncer:
             entry = pwd.getpwnam(owner["user"])
             for path in (self.directory, *self.directory.iterdir()):
                 os.chown(path, entry.pw_uid, entry.pw_gid)
+
+    def _tls_settings(self) -> dict[str, str]:
+        if self.tls is None:
+            return {}
+        assert self.directory is not None
+        for source, name in ((self.tls.cert, "server.crt"), (self.tls.key, "server.key")):
+            self._write(self.directory / name, source.read_text())  # PgBouncer's user must read them
+        return {"client_tls_sslmode": "allow", "client_tls_cert_file": str(self.directory / "server.crt"),
+                "client_tls_key_file": str(self.directory / "server.key")}
 
     @staticmethod
     def _write(path: Path, text: str) -> None:
