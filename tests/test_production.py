@@ -17,15 +17,37 @@ import stat
 from pathlib import Path
 
 import asyncpg
+import nbformat
 import psutil
 import pytest
 
 from helpers import pgbouncer, server_dsn
+from tests import pgbouncer_cells
 from tests.conftest import nbval_in
 
 ROOT = Path(__file__).resolve().parent.parent
 needs_pgbouncer = pytest.mark.skipif(pgbouncer.missing_reason() is not None,
                                      reason=pgbouncer.missing_reason() or "")
+
+
+def test_pgbouncer_cells_skip_with_the_reason_where_it_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """make test never drops them silently: the skip names what is missing and how to install it."""
+    class Cell:  # stands in for nbval's IPyNbCell: a notebook cell and add_marker
+        def __init__(self, tags: list[str]) -> None:
+            self.cell = nbformat.v4.new_code_cell(metadata={"tags": tags})
+            self.markers: list[pytest.MarkDecorator] = []
+
+        def add_marker(self, marker: pytest.MarkDecorator) -> None:
+            self.markers.append(marker)
+
+    monkeypatch.setattr(pgbouncer_cells, "IPyNbCell", Cell)
+    tagged, plain = Cell(["pgbouncer"]), Cell([])
+    monkeypatch.setattr(pgbouncer, "binary", lambda: None)
+    pgbouncer_cells.pytest_collection_modifyitems([tagged, plain])  # type: ignore[list-item]
+    assert plain.markers == []
+    [skip] = tagged.markers
+    assert skip.name == "skip" and "PgBouncer is not installed" in skip.kwargs["reason"]
+    assert "apt-get install pgbouncer" in skip.kwargs["reason"] and "brew install pgbouncer" in skip.kwargs["reason"]
 
 
 def test_a_missing_pgbouncer_is_one_paragraph_with_the_install_line() -> None:
