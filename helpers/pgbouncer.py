@@ -30,7 +30,7 @@ from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from .errors import CourseError
-from .tls import Certificates
+from .tls import Certificates, self_signed
 
 #: Where the packages put the binary when /usr/sbin is not on a non-root user's PATH.
 SEARCH = ("/usr/sbin/pgbouncer", "/usr/local/sbin/pgbouncer", "/opt/homebrew/bin/pgbouncer",
@@ -81,16 +81,18 @@ class PgBouncer:
 
     def __init__(self, server_dsn: str, *, pool_mode: str = "transaction", pool_size: int = 4,
                  port: int | None = None, settings: dict[str, str] | None = None,
-                 executable: str | None = None, tls: Certificates | None = None) -> None:
+                 executable: str | None = None, tls_host: str | None = None) -> None:
         """settings: more `[pgbouncer]` lines, e.g. {"max_prepared_statements": "100"};
-        tls: a certificate and key (helpers.tls) to offer clients TLS with (they may still choose plain)."""
+        tls_host: offer clients TLS (they may still choose plain) with a certificate for this name,
+        signed by a CA made for this start (helpers.tls; its certificate is `self.tls.ca`)."""
         self.server = _server_parts(server_dsn)
         self.pool_mode = pool_mode
         self.pool_size = pool_size
         self.port = port
         self.settings = settings or {}
         self.executable = executable
-        self.tls = tls
+        self.tls_host = tls_host
+        self.tls: Certificates | None = None
         self.password = self.server["password"] or secrets.token_urlsafe(16)
         self.directory: Path | None = None
         self.process: subprocess.Popen[bytes] | None = None
@@ -187,13 +189,13 @@ class PgBouncer:
                 os.chown(path, entry.pw_uid, entry.pw_gid)
 
     def _tls_settings(self) -> dict[str, str]:
-        if self.tls is None:
+        if self.tls_host is None:
             return {}
         assert self.directory is not None
-        for source, name in ((self.tls.cert, "server.crt"), (self.tls.key, "server.key")):
-            self._write(self.directory / name, source.read_text())  # PgBouncer's user must read them
-        return {"client_tls_sslmode": "allow", "client_tls_cert_file": str(self.directory / "server.crt"),
-                "client_tls_key_file": str(self.directory / "server.key")}
+        self.tls = self_signed(self.directory, self.tls_host)
+        self.tls.key.chmod(0o600)
+        return {"client_tls_sslmode": "allow", "client_tls_cert_file": str(self.tls.cert),
+                "client_tls_key_file": str(self.tls.key)}
 
     @staticmethod
     def _write(path: Path, text: str) -> None:

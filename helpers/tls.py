@@ -3,16 +3,15 @@
 The course's servers run without TLS; a PgBouncer started with these files (helpers.pgbouncer)
 speaks real TLS in front of them, so the notebook can show what `sslmode=verify-full` and an
 `SSLContext` check, and the errors a learner meets.  The files are made by the `openssl`
-command (the system's; nothing is downloaded), in a private temporary folder that is removed
-when the kernel exits.  The keys are throw-away: valid for one day and used by this process only.
+command (the system's; nothing is downloaded), in the folder given: PgBouncer's own private
+one, removed when it stops.  The keys are throw-away: valid for one day, the CA's key deleted
+as soon as it has signed.
 """
 
 from __future__ import annotations
 
-import atexit
 import shutil
 import subprocess
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,12 +35,10 @@ def missing_reason() -> str | None:
     return None if shutil.which("openssl") else "the `openssl` command is not installed (Debian: apt-get install openssl)."
 
 
-def self_signed(host: str = "localhost") -> Certificates:
-    """A new CA and a certificate for `host` (a DNS name in subjectAltName), signed by it."""
+def self_signed(directory: Path, host: str = "localhost") -> Certificates:
+    """A new CA and a certificate for `host` (a DNS name in subjectAltName) signed by it, in `directory`."""
     if missing_reason():
         raise TlsError(f"Cannot make certificates: {missing_reason()}", "install openssl, then run the cell again.")
-    directory = Path(tempfile.mkdtemp(prefix="course-tls-"))
-    atexit.register(shutil.rmtree, directory, True)
     ca, ca_key = directory / "ca.crt", directory / "ca.key"
     cert, key, request = directory / "server.crt", directory / "server.key", directory / "server.csr"
     (directory / "san.ext").write_text(f"subjectAltName=DNS:{host}\n")
@@ -50,6 +47,8 @@ def self_signed(host: str = "localhost") -> Certificates:
     _openssl("req", *ec, "-keyout", str(key), "-out", str(request), "-subj", f"/CN={host}")
     _openssl("x509", "-req", "-in", str(request), "-CA", str(ca), "-CAkey", str(ca_key), "-CAcreateserial",
              "-out", str(cert), "-days", "1", "-extfile", str(directory / "san.ext"))
+    for leftover in (ca_key, request, directory / "san.ext", directory / "ca.srl"):
+        leftover.unlink(missing_ok=True)  # the CA signs nothing else
     return Certificates(ca=ca, cert=cert, key=key, host=host)
 
 

@@ -74,11 +74,13 @@ def test_a_port_in_use_is_one_paragraph_naming_it() -> None:
 
 
 @needs_pgbouncer
-def test_pgbouncer_keeps_its_secret_off_argv_and_its_files_private() -> None:
-    bouncer = pgbouncer.PgBouncer(server_dsn()).start()
+def test_pgbouncer_keeps_its_secrets_off_argv_and_its_files_private() -> None:
+    bouncer = pgbouncer.PgBouncer(server_dsn(), tls_host="localhost").start()
     try:
-        assert bouncer.process is not None and bouncer.directory is not None
+        assert bouncer.process is not None and bouncer.directory is not None and bouncer.tls is not None
         directory = bouncer.directory
+        assert stat.S_IMODE(bouncer.tls.key.stat().st_mode) == 0o600 and bouncer.tls.key.parent == directory
+        assert not (directory / "ca.key").exists(), "the CA's key is deleted once it has signed"
         command_line = " ".join(psutil.Process(bouncer.process.pid).cmdline())
         assert bouncer.password not in command_line, command_line
         assert stat.S_IMODE(directory.stat().st_mode) == 0o700
