@@ -610,6 +610,16 @@ WRONG: dict[str, dict[int, Wrong | tuple[Wrong, ...]]] = {
         3: Wrong('plan = "\\n".join(row["QUERY PLAN"] for row in await conn.fetch("EXPLAIN " + PRODUCT_QUERY, 100))',
                  "there is no index named sku_product_id_idx yet"),
     },
+    "11_production": {
+        1: Wrong("async def init_connection(conn):\n"
+                 '    await conn.set_type_codec("json", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")',
+                 "read the jsonb column as str, not dict"),
+        2: Wrong("async def count_within(conn, seconds, timeout):\n"
+                 '    return await conn.fetchval("SELECT count(*) FROM product, pg_sleep($1)", seconds)',
+                 "waited for the slow query instead of giving up"),
+        3: Wrong("async def connect_behind_pooler(dsn):\n"
+                 "    return await asyncpg.connect(dsn)", "set statement_cache_size=0"),
+    },
 }
 
 #: Snapshots a cleanup above needs, taken before the first exercise runs.
