@@ -103,14 +103,16 @@ async def notebook_database(notebook: str, *, seeded: bool = True, target: Targe
                     await _recreate(conn, name, target.template())
     if held:  # the server has closed them: say so now, not at the next query
         for connection in held.values():
-            connection.terminate()
+            with contextlib.suppress(asyncpg.InterfaceError):  # a pool's connection the pool already let go
+                connection.terminate()
         print(_what_to_run_next(notebook, list(held)))
     return target.dsn(name)
 
 
 def _what_to_run_next(notebook: str, closed: list[str]) -> str:
     """What a setup cell run again says, when the drop closed connections the notebook holds."""
-    held = ", ".join(f"`{name}`" for name in closed)
+    names = [f"`{name}`" for name in closed]
+    held = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
     return (f"The database of {notebook} was made anew, and {held} (open on the old one) "
             f"{'is' if len(closed) == 1 else 'are'} closed now. Run the cells below this one again, in order, "
             "before going on (JupyterLab: click the next cell, then Run > Run Selected Cell and All Below).")
@@ -122,8 +124,16 @@ def _held_connections(pids: list[int]) -> dict[str, asyncpg.Connection]:
     shell = ipython.get_ipython() if ipython is not None else None
     variables: dict[str, object] = dict(getattr(shell, "user_ns", {}))
     return {name: value for name, value in variables.items()
-            if isinstance(value, asyncpg.Connection) and not name.startswith("_") and not value.is_closed()
-            and value.get_server_pid() in pids}
+            if not name.startswith("_") and isinstance(value, asyncpg.Connection) and _open_on(value, pids)}
+
+
+def _open_on(connection: asyncpg.Connection, pids: list[int]) -> bool:
+    """Open, on one of `pids`.  A variable may also hold a pool's connection (it passes isinstance):
+    borrowed, it counts; given back to the pool, every call raises, and it is the pool's, not ours."""
+    try:
+        return not connection.is_closed() and connection.get_server_pid() in pids
+    except asyncpg.InterfaceError:  # "connection has been released back to the pool"
+        return False
 
 
 async def ensure_template(*, progress: bool = False, force: bool = False, verify: bool = False,

@@ -84,7 +84,7 @@ def test_a_setup_cell_run_again_closes_the_notebooks_connections_and_says_what_t
         InteractiveShell.clear_instance()
     first, second = capsys.readouterr().out.split("--\n")
     assert first == ""
-    assert second.startswith("The database of rerun was made anew, and `connection` (open on the old one) is closed now.")
+    assert second.startswith("The database of rerun was made anew, and `connection` and `borrowed` (open on the old one) are closed now.")
     assert "Run the cells below this one again, in order" in second and "`elsewhere`" not in second
 
 
@@ -93,12 +93,19 @@ async def _run_setup_twice(namespace: dict) -> None:
     print("--")
     namespace["connection"] = connection = await asyncpg.connect(dsn)
     namespace["elsewhere"] = elsewhere = await asyncpg.connect(server_dsn())
+    pool = await asyncpg.create_pool(dsn, min_size=2, max_size=2)
+    async with pool.acquire() as given_back:  # a variable left holding a connection the pool took back
+        namespace["given_back"] = given_back
+    namespace["borrowed"] = borrowed = await pool.acquire()
     try:
         await notebook_database("rerun", seeded=False)
         assert connection.is_closed() and not elsewhere.is_closed()
         assert await elsewhere.fetchval("SELECT 1") == 1
+        with pytest.raises(asyncpg.InterfaceError):  # closed, or taken back by its pool: not usable
+            await borrowed.fetchval("SELECT 1")
     finally:
         await elsewhere.close()
+        pool.terminate()
 
 
 def test_each_call_gives_a_fresh_clone(prefix: str) -> None:
