@@ -14,6 +14,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import asyncpg
 
+from . import config
 from .admin.server import EmbeddedServer
 from .errors import ConfigError, ServerError
 from .target import Target, hide_password, parse_url, resolve
@@ -158,29 +159,53 @@ async def admin(target: Target | None = None) -> AsyncIterator[asyncpg.Connectio
 
 LEARNER_ROLE = "course_learner"
 LEARNER_PASSWORD = "learner"  # a documented local development password, not a secret
+#: The comment `course class setup` puts on the demo role: its password is the instructor's, never reset here.
+CLASS_ROLE_COMMENT = "course class setup: notebook 01's demo role; password chosen by the instructor"
 
 
-async def learner_dsn(database: str, password: str = LEARNER_PASSWORD) -> str:
-    """A DSN that logs in as `course_learner` with `password`, for showing what a wrong one does.
+async def learner_dsn(database: str, password: str | None = None) -> str:
+    """A DSN that logs in to `database` as `course_learner`, for showing what a wrong password does.
 
-    The role (password `learner`) is created or reset on the course's server, embedded or
-    not; a server role without the right to create roles gets a message saying what to ask for.
+    Without `password`, the right one: on a server of the learner's own the role is created
+    or reset with the public password `learner`; on a class server the instructor made it with
+    `course class setup`, and the spawner hands its password over as COURSE_DEMO_PASSWORD.
+    Where the role cannot be used, a one-line note says why and the DSN logs in as the
+    learner's own role instead, so the demo still meets a real server's answer.
     """
     target = resolve()
+    chosen = config.demo_password()
     async with admin(target) as conn:
-        await _ensure_learner_role(conn)
+        problem = await _ensure_learner_role(conn, reset=chosen is None)
     parts = urlsplit(target.dsn(database))
     host = parts.netloc.rpartition("@")[2]
-    netloc = f"{LEARNER_ROLE}:{quote(password, safe='')}@{host}"
+    if problem:
+        print(f"Note: {problem}; this demo logs in as your own role instead.")
+        if password is None:
+            return target.dsn(database)
+        return urlunsplit(parts._replace(netloc=f"{quote(parts.username or '', safe='')}:{quote(password, safe='')}@{host}"))
+    right = chosen or LEARNER_PASSWORD
+    netloc = f"{LEARNER_ROLE}:{quote(right if password is None else password, safe='')}@{host}"
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-async def _ensure_learner_role(admin: asyncpg.Connection) -> None:
-    """Create or reset the role; an advisory lock keeps two learners' kernels from racing on it."""
+async def _ensure_learner_role(admin: asyncpg.Connection, *, reset: bool) -> str | None:
+    """Make the role usable with the public password if `reset` may; None when usable, else why not.
+
+    An advisory lock keeps two learners' kernels from racing on it; a role `course class setup`
+    made keeps the instructor's password.
+    """
+    exists = False
     try:
         async with admin.transaction():
             await admin.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"course-role:{LEARNER_ROLE}")
-            exists = await admin.fetchval("SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = $1)", LEARNER_ROLE)
+            row = await admin.fetchrow("SELECT oid FROM pg_roles WHERE rolname = $1", LEARNER_ROLE)
+            exists = row is not None
+            by_class = row is not None and await admin.fetchval(
+                "SELECT shobj_description($1, 'pg_authid') = $2", row["oid"], CLASS_ROLE_COMMENT)
+            if not reset:  # the instructor's role, if it exists: its password is COURSE_DEMO_PASSWORD
+                return None if exists else _unusable(exists=False)
+            if by_class:
+                return _unusable(exists=True)
             # CREATE/ALTER ROLE take no $-parameters; format() quotes the name and password on the server.
             statement = await admin.fetchval(
                 "SELECT format($1, $2::text, $3::text)",
@@ -188,9 +213,14 @@ async def _ensure_learner_role(admin: asyncpg.Connection) -> None:
                 LEARNER_ROLE, LEARNER_PASSWORD)
             await admin.execute(statement)
     except asyncpg.InsufficientPrivilegeError:
-        if exists:
-            return  # someone with the right made it; trust its password is the documented one
-        raise ServerError(
-            f"The role in DATABASE_URL may not create roles, and the role {LEARNER_ROLE!r} does not exist.",
-            f"ask the server's owner to run: CREATE ROLE {LEARNER_ROLE} LOGIN PASSWORD '{LEARNER_PASSWORD}';",
-        ) from None
+        # someone with the right made it before: trust its password is the documented one
+        return None if exists else _unusable(exists=False)
+    return None
+
+
+def _unusable(*, exists: bool) -> str:
+    if not exists:
+        return (f"the class server has no role {LEARNER_ROLE!r} and yours may not create it "
+                "(the instructor makes it with `course class setup`)")
+    return (f"the role {LEARNER_ROLE!r} has a password chosen by the instructor, and "
+            f"{config.DEMO_PASSWORD_VAR} is not set here (the class's spawner sets it)")
