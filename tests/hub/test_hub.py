@@ -425,8 +425,8 @@ async def _reset(hub: Hub, user: str, admin_dsn: str, report: dict[str, object])
                             {"path": "reset.ipynb", "type": "notebook", "name": "", "kernel": {"name": "asyncpg-course"}})
     assert isinstance(session, dict)
     try:
-        code = ("import subprocess, sys\n"
-                "done = subprocess.run([sys.executable, '-m', 'helpers', 'db', 'reset'], capture_output=True, text=True)\n"
+        code = ("import subprocess\n"  # `course` is on the PATH the guide's Spawner.environment gives
+                "done = subprocess.run(['course', 'db', 'reset'], capture_output=True, text=True)\n"
                 "print(done.stdout, done.stderr, 'exit', done.returncode)")
         results = await _execute_cells(hub, user, session["kernel"]["id"], [{"cell_type": "code", "source": code}])
     finally:
@@ -434,3 +434,95 @@ async def _reset(hub: Hub, user: str, admin_dsn: str, report: dict[str, object])
     output = text_of(results[0])
     assert "exit 0" in output, output
     report["reset_output"] = output
+
+
+def test_an_update_reaches_a_learner_who_edited_a_notebook(hub: Hub, course_repo: tuple[Path, str]) -> None:
+    """carol.smith edits 05; the instructor changes 01 and adds a file; both arrive, her edit stays."""
+    repo, branch = course_repo
+    user, mine = "carol.smith", "asyncpg-course/notebooks/05_transactions.ipynb"
+    asyncio.run(_edit(hub, user, mine))
+    first = repo / "notebooks" / "01_connect.ipynb"
+    changed = json.loads(first.read_text())
+    changed["cells"].insert(1, {"cell_type": "markdown", "metadata": {}, "source": ["An update from the instructor."]})
+    first.write_text(json.dumps(changed, indent=1, ensure_ascii=False) + "\n")
+    (repo / "notebooks" / "HOMEWORK.md").write_text("Homework: exercise 2 of 05.\n")
+    subprocess.run(["git", "-C", str(repo), "add", "-A"], check=True)
+    subprocess.run(["git", "-C", str(repo), "commit", "--quiet", "-m", "An update for the class"], check=True)
+
+    asyncio.run(git_pull(hub, user, repo, branch))
+    home = hub.homes / user / "asyncpg-course" / "notebooks"
+    assert "An update from the instructor." in (home / "01_connect.ipynb").read_text()
+    assert (home / "HOMEWORK.md").read_text() == "Homework: exercise 2 of 05.\n"
+    assert "My notes: BEGIN, then COMMIT." in (home / "05_transactions.ipynb").read_text(), "the learner's edit was lost"
+    results = asyncio.run(run_notebook(hub, user, "asyncpg-course/notebooks/01_connect.ipynb"))
+    assert_passes(user, "01_connect (updated)", results)
+
+
+async def _edit(hub: Hub, user: str, path: str) -> None:
+    """What saving in JupyterLab does: PUT the changed notebook through the contents API."""
+    model = await hub.api("GET", f"/user/{user}/api/contents/{quote(path)}?content=1&type=notebook")
+    assert isinstance(model, dict)
+    notebook = model["content"]
+    notebook["cells"].append({"cell_type": "markdown", "metadata": {}, "source": "My notes: BEGIN, then COMMIT."})
+    await hub.api("PUT", f"/user/{user}/api/contents/{quote(path)}", {"type": "notebook", "content": notebook})
+
+
+@pytest.mark.xfail(strict=True, reason="the course's out-of-connections message is another branch's work (issue 16, "
+                                       "faults); until it is merged the learner sees a bare TooManyConnectionsError")
+def test_out_of_connections_the_learner_is_told(hub: Hub, class_server: object) -> None:
+    """With max_connections 10 (3 of them reserved for superusers), notebook 04 needs more than there are."""
+    server = class_server
+    asyncio.run(_set_max_connections(server, "10"))
+    try:
+        results = asyncio.run(run_notebook(hub, "team_3", "asyncpg-course/notebooks/04_connection_pools.ipynb"))
+    finally:
+        asyncio.run(_set_max_connections(server, None))
+    failed = [result for result in results if result.error and "raises-exception" not in result.tags]
+    assert failed, "notebook 04 ran within 7 connections: lower max_connections in this test"
+    seen = text_of(failed[0])
+    print(f"\nwhat team_3 sees when the connections run out (cell {failed[0].index}):\n{seen[-2000:]}")
+    assert "max_connections" in seen, seen
+
+
+async def _set_max_connections(server: object, value: str | None) -> None:
+    conn = await asyncpg.connect(server.dsn())  # type: ignore[attr-defined]
+    try:
+        await conn.execute("ALTER SYSTEM RESET max_connections" if value is None else f"ALTER SYSTEM SET max_connections = {int(value)}")
+    finally:
+        await conn.close()
+    server.stop()  # type: ignore[attr-defined]  # max_connections takes a restart
+    server.start()  # type: ignore[attr-defined]
+
+
+def test_without_the_demo_role_notebook_01_says_so_and_goes_on(class_server: object, class_file: dict[str, object],
+                                                               tmp_path: Path) -> None:
+    """A class server nobody ran `course class setup` on for the demo: a one-line note, then the learner's own role."""
+    nbclient = pytest.importorskip("nbclient")
+    nbformat = pytest.importorskip("nbformat")
+    admin_dsn = class_server.dsn()  # type: ignore[attr-defined]
+    asyncio.run(_drop_demo_role(admin_dsn))
+    learner = class_file["learners"]["team_3"]  # type: ignore[index]
+    env = {key: value for key, value in os.environ.items() if key not in ("COURSE_DEMO_PASSWORD", "COURSE_DB_PREFIX")}
+    env.update(DATABASE_URL=learner["database_url"], JUPYTERHUB_USER="team_3")
+    notebook = nbformat.read(REPO_ROOT / "notebooks" / "01_connect.ipynb", as_version=4)
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(env)  # the kernel inherits this process's environment
+    try:
+        nbclient.NotebookClient(notebook, timeout=CELL_TIMEOUT, kernel_name="asyncpg-course",
+                                resources={"metadata": {"path": str(REPO_ROOT / "notebooks")}}).execute()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    texts = ["".join(o.get("text", "") for o in cell.get("outputs", [])) for cell in notebook.cells if cell.cell_type == "code"]
+    notes = [line for text in texts for line in text.splitlines() if line.startswith("Note: ")]
+    assert notes and all("course class setup" in note for note in notes), notes
+    assert any(f"logged in as: {learner['role']}" in text for text in texts), texts
+
+
+async def _drop_demo_role(dsn: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute("DROP ROLE IF EXISTS course_learner")
+    finally:
+        await conn.close()
