@@ -176,6 +176,10 @@ async def learner_dsn(database: str, password: str | None = None) -> str:
     chosen = config.demo_password()
     async with admin(target) as conn:
         problem = await _ensure_learner_role(conn, reset=chosen is None)
+        if not problem and not target.embedded and database.startswith(f"{target.prefix}__"):
+            # the learner's databases admit only their owner: this one admits the demo role too
+            await conn.execute(await conn.fetchval("SELECT format('GRANT CONNECT ON DATABASE %I TO %I', $1::text, $2::text)",
+                                                   database, LEARNER_ROLE))
     parts = urlsplit(target.dsn(database))
     host = parts.netloc.rpartition("@")[2]
     if problem:

@@ -86,15 +86,15 @@ async def notebook_database(notebook: str, *, seeded: bool = True, target: Targe
     name = target.database(notebook)
     async with lost_connection_explained(target, f"making {name}"), admin(target) as conn:
         if not seeded:
-            await _recreate(conn, name, "template0")
+            await _recreate(conn, name, "template0", private=not target.embedded)
             return target.dsn(name)
         async with _template_lock(conn, target):
             recorded = await _ensure_template(conn, target)
-            await _recreate(conn, name, target.template())
+            await _recreate(conn, name, target.template(), private=not target.embedded)
             drift = _drift(recorded.state, await quick_state_of(target.dsn(name)))
             if drift:
                 await _rebuild_drifted(conn, target, drift)
-                await _recreate(conn, name, target.template())
+                await _recreate(conn, name, target.template(), private=not target.embedded)
     return target.dsn(name)
 
 
@@ -355,9 +355,12 @@ async def _comment(conn: asyncpg.Connection, name: str) -> str | None:
     return comment
 
 
-async def _recreate(conn: asyncpg.Connection, name: str, template: str) -> None:
+async def _recreate(conn: asyncpg.Connection, name: str, template: str, *, private: bool = False) -> None:
+    """Drop and create `name`; `private`: on a shared server, only its owner (and superusers) may connect."""
     await _ddl(conn, "DROP DATABASE IF EXISTS %I WITH (FORCE)", name)
     await _ddl(conn, "CREATE DATABASE %I TEMPLATE %I", name, template)
+    if private:
+        await _ddl(conn, "REVOKE CONNECT, TEMPORARY ON DATABASE %I FROM PUBLIC", name)
 
 
 async def _ddl(conn: asyncpg.Connection, statement: str, *values: str) -> None:

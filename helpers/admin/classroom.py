@@ -84,8 +84,27 @@ async def setup(target: Target, learners: list[str], shared_role: str | None, ou
         await _role(conn, LEARNER_ROLE, chosen, f"LOGIN NOINHERIT NOCREATEDB NOCREATEROLE CONNECTION LIMIT {DEMO_CONNECTION_LIMIT}")
         await _ddl(conn, "ALTER ROLE %I SET default_transaction_read_only = on", LEARNER_ROLE)
         await _ddl(conn, "COMMENT ON ROLE %I IS %L", LEARNER_ROLE, CLASS_ROLE_COMMENT)
+        await _admit_only_learners(conn, target, sorted({one.role for one in made}))
     _write_class_file(out, target, made, chosen)
     return made
+
+
+async def _admit_only_learners(conn: asyncpg.Connection, target: Target, roles: list[str]) -> None:
+    """The maintenance database (the learners' setup cells start there) admits the learners, not the demo role.
+
+    The learners' own databases admit only their owner (`helpers.databases`), and 01's the
+    demo role too (`learner_dsn`), so the demo role can log in nowhere else.  Only the
+    maintenance database's owner (or a superuser) may change who connects to it.
+    """
+    maintenance = parse_url(target.dsn()).path.lstrip("/") or "postgres"
+    try:
+        async with conn.transaction():
+            await _ddl(conn, "REVOKE CONNECT, TEMPORARY ON DATABASE %I FROM PUBLIC", maintenance)
+            for role in roles:
+                await _ddl(conn, "GRANT CONNECT ON DATABASE %I TO %I", maintenance, role)
+    except asyncpg.InsufficientPrivilegeError:
+        print(f"note: {maintenance} still admits every role (only its owner may change that): "
+              f"the demo role {LEARNER_ROLE} can log in there too, read-only", file=sys.stderr)
 
 
 async def _role(conn: asyncpg.Connection, role: str, password: str, options: str) -> None:

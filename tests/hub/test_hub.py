@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 import pytest
@@ -114,12 +114,14 @@ def class_server() -> Iterator[object]:
 def class_file(class_server: object, tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     """`course class setup` as the guide's step 2 gives it, the demo password by environment."""
     out = tmp_path_factory.mktemp("class") / "class.json"
-    args = ["class", "setup", *[arg for name in LEARNERS for arg in ("--learner", name)], "--out", str(out)]
+    args = ["class", "setup", *[arg for name in LEARNERS for arg in ("--learner", name)], "--out", str(out), "--templates"]
     done = subprocess.run([str(VENV_BIN / "course"), *args], capture_output=True, text=True, timeout=300,
                           env={**os.environ, "DATABASE_URL": class_server.dsn(),  # type: ignore[attr-defined]
                                "COURSE_DEMO_PASSWORD": DEMO_PASSWORD})
     assert done.returncode == 0, done.stderr
     assert DEMO_PASSWORD not in done.stdout + done.stderr
+    for name in LEARNERS:  # each template built beforehand, as its learner's own role
+        assert f"template ready: {names.template_name(hub_prefix(name))}, built as {hub_prefix(name)} " in done.stdout
     assert oct(out.stat().st_mode & 0o777) == "0o600"
     data: dict[str, object] = json.loads(out.read_text())
     data["path"] = str(out)
@@ -380,6 +382,34 @@ def test_a_class_on_jupyterhub(hub: Hub, class_server: object, class_file: dict[
     kept = names.database_name("team_3", "01_connect")
     assert report["before_reset"][kept] == after[kept], "team's reset touched team_3's database"
     assert "team_3" not in report["reset_output"].split("dropped")[1].split("\n")[0], report["reset_output"]
+    asyncio.run(_who_may_connect_where(admin_dsn, learners))
+
+
+async def _who_may_connect_where(admin_dsn: str, learners: dict[str, dict[str, str]]) -> None:
+    """The demo role reaches the learners' 01 databases only, and reads and writes nothing there;
+    a learner reaches their own databases and the maintenance one, not another learner's."""
+    def as_role(role: str, password: str, database: str) -> str:
+        parts = urlsplit(admin_dsn)
+        return urlunsplit(parts._replace(netloc=f"{role}:{quote(password, safe='')}@{parts.netloc.rpartition('@')[2]}",
+                                         path=f"/{database}"))
+
+    async def refused(dsn: str) -> None:
+        with pytest.raises(asyncpg.InsufficientPrivilegeError, match="permission denied for database"):
+            await (await asyncpg.connect(dsn)).close()
+
+    for database in ("postgres", names.database_name("team_3", "05_transactions")):
+        await refused(as_role("course_learner", DEMO_PASSWORD, database))
+    demo = await asyncpg.connect(as_role("course_learner", DEMO_PASSWORD, names.database_name("team_3", "01_connect")))
+    try:
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await demo.fetchval("SELECT count(*) FROM brand")
+        with pytest.raises(asyncpg.ReadOnlySQLTransactionError):
+            await demo.execute("CREATE TEMP TABLE mine (x int)")
+    finally:
+        await demo.close()
+    carol = learners["carol.smith"]
+    await refused(as_role(carol["role"], urlsplit(carol["database_url"]).password or "",
+                          names.database_name("team_3", "04_connection_pools")))
 
 
 async def _class(hub: Hub, admin_dsn: str, repo: Path, branch: str) -> dict[str, object]:
@@ -427,12 +457,15 @@ async def _reset(hub: Hub, user: str, admin_dsn: str, report: dict[str, object])
     try:
         code = ("import subprocess\n"  # `course` is on the PATH the guide's Spawner.environment gives
                 "done = subprocess.run(['course', 'db', 'reset'], capture_output=True, text=True)\n"
-                "print(done.stdout, done.stderr, 'exit', done.returncode)")
+                "print(done.stdout, done.stderr, 'exit', done.returncode)\n"
+                "import helpers\n"
+                "print('work folder:', helpers.work_dir())")
         results = await _execute_cells(hub, user, session["kernel"]["id"], [{"cell_type": "code", "source": code}])
     finally:
         await hub.api("DELETE", f"/user/{user}/api/sessions/{session['id']}")
     output = text_of(results[0])
     assert "exit 0" in output, output
+    assert f"work folder: {hub.homes / user / 'asyncpg-course-work'}\n" in output, output  # the guide's COURSE_WORK_DIR
     report["reset_output"] = output
 
 
@@ -523,6 +556,7 @@ def test_without_the_demo_role_notebook_01_says_so_and_goes_on(class_server: obj
 async def _drop_demo_role(dsn: str) -> None:
     conn = await asyncpg.connect(dsn)
     try:
-        await conn.execute("DROP ROLE IF EXISTS course_learner")
+        await conn.execute("DROP OWNED BY course_learner")  # its CONNECT on the learners' 01 databases
+        await conn.execute("DROP ROLE course_learner")
     finally:
         await conn.close()
