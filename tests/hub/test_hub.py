@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import quote, urlencode, urlsplit, urlunsplit
+from urllib.parse import quote, urlencode, urljoin, urlsplit, urlunsplit
 
 import asyncpg
 import pytest
@@ -35,7 +35,7 @@ from tests.pg_other import free_port, other_bin_dir, other_server, skip_reason
 
 pytest.importorskip("jupyterhub", reason="the hub extra is not installed (.ci/run installs it)")
 pytest.importorskip("nbgitpuller", reason="the hub extra is not installed (.ci/run installs it)")
-from tornado.httpclient import AsyncHTTPClient, HTTPRequest
+from tornado.httpclient import AsyncHTTPClient, HTTPRequest, HTTPResponse
 from tornado.websocket import websocket_connect
 
 GUIDE = REPO_ROOT / "docs" / "instructor-guide.md"
@@ -66,6 +66,13 @@ def guide_config() -> str:
 def nbgitpuller_query(repo: str, branch: str) -> str:
     """The query of the guide's link (the API endpoint takes the same one the link's page sends)."""
     return urlencode({"repo": repo, "branch": branch, "targetpath": "asyncpg-course"})
+
+
+def guide_link() -> str:
+    """The guide's nbgitpuller link, as written there."""
+    match = re.search(r"https://HUB(/hub/user-redirect/git-pull\?\S+)", GUIDE.read_text())
+    assert match, "docs/instructor-guide.md gives no nbgitpuller link"
+    return match.group(1)
 
 
 # -- the hub --------------------------------------------------------------------------------
@@ -165,7 +172,7 @@ c.JupyterHub.db_url = "sqlite:///{work / 'jupyterhub.sqlite'}"
 c.JupyterHub.cookie_secret_file = {str(work / 'cookie_secret')!r}
 c.JupyterHub.services = [{{"name": "course-test", "api_token": {token!r}}}]
 c.JupyterHub.load_roles = [{{"name": "course-test", "services": ["course-test"],
-                             "scopes": ["admin:users", "admin:servers", "access:servers"]}}]
+                             "scopes": ["admin:users", "admin:servers", "access:servers", "tokens"]}}]
 """
     (work / "jupyterhub_config.py").write_text(config)
     log = work / "jupyterhub.log"
@@ -473,6 +480,7 @@ def test_an_update_reaches_a_learner_who_edited_a_notebook(hub: Hub, course_repo
     """carol.smith edits 05; the instructor changes 01 and adds a file; both arrive, her edit stays."""
     repo, branch = course_repo
     user, mine = "carol.smith", "asyncpg-course/notebooks/05_transactions.ipynb"
+    asyncio.run(_open_the_guides_link(hub, user, repo, branch))
     asyncio.run(_edit(hub, user, mine))
     first = repo / "notebooks" / "01_connect.ipynb"
     changed = json.loads(first.read_text())
@@ -489,6 +497,43 @@ def test_an_update_reaches_a_learner_who_edited_a_notebook(hub: Hub, course_repo
     assert "My notes: BEGIN, then COMMIT." in (home / "05_transactions.ipynb").read_text(), "the learner's edit was lost"
     results = asyncio.run(run_notebook(hub, user, "asyncpg-course/notebooks/01_connect.ipynb"))
     assert_passes(user, "01_connect (updated)", results)
+
+
+async def _open_the_guides_link(hub: Hub, user: str, repo: Path, branch: str) -> None:
+    """The learner logs in as `Carol.Smith` and clicks the guide's link: the hub sends it to their pull page."""
+    link = re.sub(r"repo=[^&]+", "repo=" + quote(f"file://{repo}", safe=""), guide_link())
+    link = re.sub(r"branch=[^&]+", f"branch={quote(branch, safe='')}", link)
+    browser = Browser(hub)
+    form = (await browser.go("/hub/login")).body.decode()
+    xsrf = re.search(r'name="_xsrf" value="([^"]+)"', form)
+    assert xsrf, "no _xsrf field on the hub's login page"
+    login = urlencode({"username": "Carol.Smith", "password": "anything", "_xsrf": xsrf.group(1)})
+    await browser.go("/hub/login?" + urlencode({"next": "/hub/home"}), method="POST", body=login)
+    page = await browser.go(link)
+    assert page.code == 200, (page.code, page.effective_url)
+    assert browser.url.startswith(f"{hub.url}/user/{user}/git-pull?"), browser.url  # Carol.Smith is carol.smith
+    assert "git-pull/static/dist/bundle.js" in page.body.decode()  # nbgitpuller's page, whose script runs the pull
+
+
+class Browser:
+    """Just enough of a browser for the hub's pages: cookies and redirects."""
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub, self.cookies, self.url = hub, dict[str, str](), hub.url
+
+    async def go(self, path: str, *, method: str = "GET", body: str | None = None) -> HTTPResponse:
+        self.url = urljoin(self.hub.url, path)
+        for _ in range(20):
+            request = HTTPRequest(self.url, method=method, body=body, follow_redirects=False,
+                                  headers={"Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items())})
+            response = await self.hub.http.fetch(request, raise_error=False)
+            for cookie in response.headers.get_list("Set-Cookie"):
+                name, _, rest = cookie.partition("=")
+                self.cookies[name.strip()] = rest.split(";")[0]
+            if response.code not in (301, 302, 303, 307):
+                return response
+            self.url, method, body = urljoin(self.url, response.headers["Location"]), "GET", None
+        raise AssertionError(f"more than 20 redirects, last {self.url}")
 
 
 async def _edit(hub: Hub, user: str, path: str) -> None:
