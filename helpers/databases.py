@@ -35,7 +35,7 @@ from typing import Any
 import asyncpg
 
 from . import config, names, schema, seed
-from .connection import CONNECTION_LOST, admin, connected, lost_connection_explained
+from .connection import CONNECTION_LOST, admin, connected, explained
 from .target import Target, resolve
 
 _TEMPLATE_SOURCES = [Path(schema.__file__), Path(seed.__file__), seed.WORDS_FILE, Path(__file__)]
@@ -84,7 +84,7 @@ async def notebook_database(notebook: str, *, seeded: bool = True, target: Targe
     """
     target = target or resolve()
     name = target.database(notebook)
-    async with lost_connection_explained(target, f"making {name}"), admin(target) as conn:
+    async with explained(target, f"making {name}"), admin(target) as conn:
         if not seeded:
             await _recreate(conn, name, "template0")
             return target.dsn(name)
@@ -106,7 +106,7 @@ async def ensure_template(*, progress: bool = False, force: bool = False, verify
     anything differs from what was recorded at build time.
     """
     target = target or resolve()
-    async with (lost_connection_explained(target, f"building {target.template()}"), admin(target) as conn,
+    async with (explained(target, f"building {target.template()}"), admin(target) as conn,
                 _template_lock(conn, target)):
         recorded = await _ensure_template(conn, target, progress=progress, force=force)
         if verify:
@@ -254,8 +254,13 @@ async def _build(conn: asyncpg.Connection, target: Target, *, progress: bool) ->
     name, scratch = target.template(), names.build_name(target.prefix)
     await drop_database(conn, scratch)
     await _ddl(conn, "CREATE DATABASE %I TEMPLATE template0", scratch)
-    async with connected(target.dsn(scratch)) as build:
-        recorded = await _watched(build, _fill(build, progress=progress))
+    try:
+        async with connected(target.dsn(scratch)) as build:
+            recorded = await _watched(build, _fill(build, progress=progress))
+    except asyncpg.PostgresError:
+        with contextlib.suppress(Exception):  # the error that stopped the build is the one to report
+            await drop_database(conn, scratch)  # frees its disk now: a full disk is one way to get here
+        raise
     await _checkpoint(conn)
     await drop_database(conn, name)
     await _ddl(conn, "ALTER DATABASE %I RENAME TO %I", scratch, name)
