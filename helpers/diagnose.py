@@ -95,7 +95,7 @@ async def connect_failure(error: BaseException, dsn: str, target: Target) -> Cou
             "otherwise ask the server's owner to turn TLS on (ssl = on, with a certificate).")
     if _refused(error):
         target.forget_running()
-        reason = getattr(error, "strerror", None) or str(error)
+        reason = f"no socket file {error.filename}" if isinstance(error, FileNotFoundError) else "connection refused"
         return NotListening(f"No PostgreSQL server is listening at {where} ({reason}).", target.start_advice())
     if isinstance(error, socket.gaierror):
         host = urlsplit(dsn).hostname
@@ -157,7 +157,7 @@ async def read_slots(target: Target) -> Slots | None:
             "coalesce(current_setting('reserved_connections', true), '0')::int AS r, "
             "count(*) FILTER (WHERE backend_type = 'client backend') AS open_now, "
             "count(*) FILTER (WHERE backend_type = 'client backend' AND starts_with(datname, $1)) AS ours "
-            "FROM pg_stat_activity", f"{target.prefix}__")
+            "FROM pg_stat_activity WHERE pid <> pg_backend_pid()", f"{target.prefix}__")  # this probe not counted
     finally:
         await conn.close()
     assert row is not None  # an aggregate always returns one row
@@ -170,7 +170,7 @@ async def out_of_connections(error: BaseException, target: Target) -> OutOfConne
 
 
 def _slots_what(error: BaseException, target: Target, slots: Slots | None) -> str:
-    what = f"{target.label()} turned a connection away: all its connection slots are taken ({error})."
+    what = f"{_capital(target.label())} turned a connection away: all its connection slots are taken ({error})."
     if slots is None:
         what += (" How many it allows is its setting max_connections, of which superuser_reserved_connections "
                  "are kept for superusers (a superuser reads both with SHOW).")
@@ -182,6 +182,10 @@ def _slots_what(error: BaseException, target: Target, slots: Slots | None) -> st
                  f"{slots.ours} of them to {target.prefix}'s databases.")
     return what + (f" One open notebook of the course holds up to {NOTEBOOK_PEAK_CONNECTIONS} connections at once "
                    "(notebook 04's pools); its kernel keeps them until it is shut down.")
+
+
+def _capital(words: str) -> str:
+    return words[:1].upper() + words[1:]
 
 
 def _slots_todo(slots: Slots | None) -> str:

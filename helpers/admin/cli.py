@@ -111,11 +111,18 @@ def start(_: argparse.Namespace) -> int:
     target = resolve()
     began = time.perf_counter()
     target.ensure_running()
+    if not target.embedded:
+        asyncio.run(_reachable(target))  # "ready" only once it answers
     started = time.perf_counter()
     print(f"server ready: {target.label()} ({started - began:.1f} s)")
     name = asyncio.run(databases.ensure_template(progress=True, verify=True, target=target))
     print(f"template ready: {name} ({time.perf_counter() - started:.1f} s)")
     return 0
+
+
+async def _reachable(target: Target) -> None:
+    async with admin(target):
+        pass
 
 
 def stop(_: argparse.Namespace) -> int:
