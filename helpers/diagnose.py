@@ -216,7 +216,7 @@ async def setup_failure(error: BaseException, target: Target, doing: str, since:
         return None  # already said in words
     full = _find(error, asyncpg.DiskFullError)
     if full is not None:
-        return disk_full(target, doing, str(full), dropped=True)
+        return disk_full(target, doing, getattr(full, "message", None) or str(full), dropped=True)
     denied = _find(error, asyncpg.InsufficientPrivilegeError)
     if denied is not None:
         return await no_privilege(denied, target, doing)
@@ -310,14 +310,14 @@ def disk_full(target: Target, doing: str, detail: str, *, file: str | None = Non
     needed = TEMPLATE_MB + BUILD_WAL_MB
     copy = "The half-built copy has been dropped." if dropped else "The half-built copy is dropped on the next try."
     if target.pgdata is not None:
-        place = _real_directory(target.pgdata / file) if file else target.pgdata
-        free = shutil.disk_usage(_existing(place)).free // 1_000_000
+        written = _real_path(target.pgdata / file) if file else target.pgdata
+        free = shutil.disk_usage(_existing(written)).free // 1_000_000
         return DiskFull(
-            f"The disk holding {place} (the embedded server's data, {target.pgdata}) is full: PostgreSQL could not "
-            f"write while {doing} ({detail}). {copy}",
-            f"free at least {needed} MB there (it has {free} MB free now): the template takes about {TEMPLATE_MB} MB "
-            f"and its build writes about {BUILD_WAL_MB} MB of WAL; each notebook's database takes about {TEMPLATE_MB} "
-            "MB more. Then run the cell (or command) again.")
+            f"The disk mounted at {_mount_point(written)} is full: the embedded server (data directory "
+            f"{target.pgdata}) could not write {written} while {doing} ({detail}). {copy}",
+            f"free at least {needed} MB on that disk (it has {free} MB free now): the template takes about "
+            f"{TEMPLATE_MB} MB and its build writes about {BUILD_WAL_MB} MB of WAL; each notebook's database takes "
+            f"about {TEMPLATE_MB} MB more. Then run the cell (or command) again.")
     return DiskFull(
         f"The disk of {target.label()} is full: PostgreSQL could not write while {doing} ({detail}). {copy}",
         f"ask the server's owner to free at least {needed} MB on the disk of its data directory (the template "
@@ -325,9 +325,16 @@ def disk_full(target: Target, doing: str, detail: str, *, file: str | None = Non
         f"database about {TEMPLATE_MB} MB more), then run the cell again.")
 
 
-def _real_directory(path: Path) -> Path:
-    """The directory a server file is really in (a tablespace's files are behind a symlink)."""
-    return Path(os.path.realpath(_existing(path.parent)))
+def _real_path(path: Path) -> Path:
+    """Where a server file really is (a tablespace's files are behind a symlink in pg_tblspc)."""
+    return Path(os.path.realpath(path))
+
+
+def _mount_point(path: Path) -> Path:
+    path = _existing(path)
+    while path != path.parent and os.stat(path.parent).st_dev == os.stat(path).st_dev:
+        path = path.parent
+    return path
 
 
 def _existing(path: Path) -> Path:

@@ -1,4 +1,5 @@
-"""Crashes, for real: kill -9 of the embedded server after, during and around a template build.
+"""Crashes, for real: kill -9 of the embedded server after, during and around a template build;
+a server stopped under a learner's connection; a disk that fills up.
 
 Each test runs its own socket-only server (a temporary data directory) as the course's
 embedded server, so killing it touches nothing else.
@@ -7,15 +8,23 @@ embedded server, so killing it touches nothing else.
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
+import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
+import asyncpg
 import pytest
 
-from helpers import ServerError, databases, notebook_database
-from helpers.admin.server import EmbeddedServer
+from helpers import ServerError, databases, diagnose, notebook_database
+from helpers.admin.server import SYSTEM_USER, EmbeddedServer
 from helpers.connection import connected, server_dsn
 from helpers.target import resolve
+from helpers.tracebacks import short_traceback
 from tests.conftest import kill_9
 
 pytestmark = pytest.mark.slow
@@ -115,3 +124,129 @@ async def _wait_for_database(name: str) -> None:
                 return
         await asyncio.sleep(0.02)
     raise AssertionError(f"{name} never appeared")
+
+
+# -- a server stopped or killed mid-notebook: the learner's own connection -----------------------
+def hint_for(error: BaseException) -> str:
+    lines = short_traceback({}, type(error), error, error.__traceback__)
+    assert lines[-1].startswith("\x1b[1mThe course:\x1b[0m "), lines
+    return lines[-1]
+
+
+@pytest.mark.parametrize("how", ["kill -9", "db stop"])
+def test_the_learners_broken_connection_gets_the_next_step(crash_server: EmbeddedServer, how: str) -> None:
+    """asyncpg's own error stays; the short traceback adds what happened and which cells to rerun."""
+
+    async def lesson() -> list[str]:
+        conn = await asyncpg.connect(await notebook_database("broken", seeded=False))
+        if how == "kill -9":
+            await asyncio.to_thread(kill_9, crash_server)
+        else:
+            await asyncio.to_thread(crash_server.stop)
+        hints = []
+        for _ in range(2):  # the query that meets the break, then the next one on the closed connection
+            with pytest.raises((asyncpg.ConnectionDoesNotExistError, asyncpg.InterfaceError,
+                                asyncpg.AdminShutdownError, ConnectionError)) as info:
+                await conn.fetchval("SELECT 1")
+            hints.append(await asyncio.to_thread(hint_for, info.value))
+        assert "connection is closed" in str(info.value)
+        return hints
+
+    started = time.monotonic()
+    hints = asyncio.run(lesson())
+    assert time.monotonic() - started < 20
+    state = ("it ended without a shutdown in its log, so it was killed or crashed" if how == "kill -9"
+             else "it was stopped (its log records the shutdown)")
+    for hint in hints:
+        assert f"The embedded server in {crash_server.pgdata} is not running now: {state}" in hint, hint
+        assert "What to do: run the notebook's setup cell again" in hint and "then the cell that connects" in hint
+    assert asyncio.run(next_brand_id("broken")) == 101  # which is all it takes
+
+
+# -- disk full -------------------------------------------------------------------------------------
+@contextmanager
+def small_disk(size: str) -> Iterator[Path]:
+    """A tmpfs of `size` (a real filesystem that fills up); needs root, as CI and `make test` here run."""
+    mount = Path(tempfile.mkdtemp(prefix="course-small-disk-"))
+    try:
+        result = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(mount)],
+                                capture_output=True, text=True)
+        if result.returncode != 0:
+            pytest.skip(f"cannot mount a small tmpfs to fill up (root with CAP_SYS_ADMIN is needed): "
+                        f"{result.stderr.strip()}")
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+        mount.rmdir()
+
+
+def test_disk_full_under_the_data_directory(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The whole data directory on a disk too small for the template: the WAL cannot be written, the
+    server PANICs and restarts itself. That used to read as a crash that "recovers on its own"."""
+    with small_disk("55m") as disk:
+        server = EmbeddedServer(disk / "pgdata")
+        monkeypatch.delenv("DATABASE_URL", raising=False)
+        monkeypatch.setenv("COURSE_PGDATA", str(server.pgdata))
+        monkeypatch.setenv("COURSE_DB_PREFIX", "full")
+        server.start()
+        try:
+            started = time.monotonic()
+            with pytest.raises(ServerError) as info:
+                asyncio.run(databases.ensure_template())
+            assert time.monotonic() - started < 20
+        finally:
+            if server.running() is not None:
+                kill_9(server)  # after a PANIC on a full disk it cannot even shut down
+        text = str(info.value)
+        print(f"\n{text}")
+        assert text.startswith(f"The disk mounted at {disk} is full: the embedded server (data directory "
+                               f"{server.pgdata}) could not write {server.pgdata}/pg_wal/"), text
+        assert "No space left on device" in text and "while building full__eshop__template" in text
+        assert "What to do: free at least 30 MB on that disk (it has " in text and "lost" not in text
+
+
+def test_disk_full_in_a_tablespace_is_sqlstate_53100(crash_server: EmbeddedServer) -> None:
+    """Tables on a small disk (a tablespace; WAL elsewhere): the COPY fails with DiskFullError (53100),
+    the half-built copy is dropped at once, and the server goes on working."""
+    with small_disk("6m") as disk:
+        if os.geteuid() == 0:
+            shutil.chown(disk, SYSTEM_USER, SYSTEM_USER)
+
+        async def configure(sql: str) -> None:
+            async with connected(server_dsn()) as conn:
+                await conn.execute(sql)
+                await conn.execute("SELECT pg_reload_conf()")
+
+        asyncio.run(configure(f"CREATE TABLESPACE small LOCATION '{disk}'"))
+        asyncio.run(configure("ALTER SYSTEM SET default_tablespace = 'small'"))
+        try:
+            with pytest.raises(ServerError) as info:
+                asyncio.run(databases.ensure_template())
+            text = str(info.value)
+            print(f"\n{text}")
+            assert isinstance(info.value.__context__, asyncpg.DiskFullError)
+            assert text.startswith(f"The disk mounted at {disk} is full: the embedded server (data directory "
+                                   f"{crash_server.pgdata}) could not write {disk}/PG_"), text
+            assert "could not extend file" in text and "The half-built copy has been dropped." in text
+            assert asyncio.run(databases.course_databases()) == []
+        finally:
+            asyncio.run(configure("ALTER SYSTEM RESET default_tablespace"))
+            asyncio.run(configure("DROP TABLESPACE small"))
+    assert asyncio.run(next_brand_id("after_full")) == 101
+
+
+def test_the_size_the_disk_full_message_names(prefix: str) -> None:
+    """The template's size and its build's WAL, as the message states them, within a third of the real ones."""
+
+    async def measure() -> tuple[float, float]:
+        async with connected(server_dsn()) as conn:
+            before = await conn.fetchval("SELECT pg_current_wal_lsn()")
+            template = await databases.ensure_template(force=True)
+            wal = await conn.fetchval("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1)", before)
+            size = await conn.fetchval("SELECT pg_database_size($1)", template)
+        return size / 1e6, float(wal) / 1e6
+
+    size, wal = asyncio.run(measure())
+    print(f"\ntemplate {size:.1f} MB, its build wrote {wal:.1f} MB of WAL")
+    assert abs(size - diagnose.TEMPLATE_MB) < diagnose.TEMPLATE_MB / 3
+    assert abs(wal - diagnose.BUILD_WAL_MB) < diagnose.BUILD_WAL_MB / 3
