@@ -443,9 +443,9 @@ def _interrupted(error: BaseException) -> str:
     if not in_asyncpg:
         return "The cell was interrupted. Run it again to redo its work."
     return ("The cell was interrupted while asyncpg waited for the server: asyncpg asked the server to cancel "
-            "that statement, and the connection can be used again once the server has (a transaction of "
-            "`async with conn.transaction()` is rolled back). If the connection was closed instead "
-            "(`conn.is_closed()`), run the cell that connects again; then run this cell again.")
+            "that statement, and the connection is usable again as soon as the server confirms (a transaction "
+            "of `async with conn.transaction()` is rolled back). Should it be closed instead (`conn.is_closed()`), "
+            "run the cell that connects again; then run this cell again.")
 
 
 def _in_thread(work: Callable[[], Coroutine[Any, Any, CourseError | None]]) -> CourseError | None:

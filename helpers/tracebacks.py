@@ -7,6 +7,7 @@ message.  Imported in IPython, helpers installs a display that shows exactly tha
 library code are counted, not shown, and `%tb` in the next cell still prints the full traceback.
 When the trouble is the connection, not the learner's code (out of connections, a connection
 that broke, an interrupted cell), a line from `helpers.diagnose` says what happened and what to run.
+In a kernel, importing helpers also makes Stop take effect at once (`helpers.interrupts`).
 
 Only how the error is *shown* changes: the cell still fails (Run All stops unless the cell is
 tagged `raises-exception`), and `ename`/`evalue` in the stored output are the real ones.
@@ -78,6 +79,9 @@ def install_short_tracebacks() -> bool:
     if shell is None or not hasattr(shell.compile, "_filename_map"):
         return False
     shell.set_custom_exc((Exception, asyncio.CancelledError, KeyboardInterrupt), _show_short_traceback)
+    from .interrupts import wake_on_interrupt
+
+    wake_on_interrupt()  # and Stop then interrupts an awaiting cell at once, not when its query ends
     return True
 
 

@@ -13,7 +13,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -25,7 +25,7 @@ from helpers.admin.server import SYSTEM_USER, EmbeddedServer
 from helpers.connection import connected, server_dsn
 from helpers.target import resolve
 from helpers.tracebacks import short_traceback
-from tests.conftest import kill_9
+from tests.conftest import kill_9, value
 
 pytestmark = pytest.mark.slow
 
@@ -250,3 +250,87 @@ def test_the_size_the_disk_full_message_names(prefix: str) -> None:
     print(f"\ntemplate {size:.1f} MB, its build wrote {wal:.1f} MB of WAL")
     assert abs(size - diagnose.TEMPLATE_MB) < diagnose.TEMPLATE_MB / 3
     assert abs(wal - diagnose.BUILD_WAL_MB) < diagnose.BUILD_WAL_MB / 3
+
+
+# -- a learner presses Stop ------------------------------------------------------------------------
+class Kernel:
+    """The course's Jupyter kernel, driven the way JupyterLab drives it (execute, interrupt)."""
+
+    def __init__(self) -> None:
+        from tests.kernels import UnixSocketKernelManager
+
+        self.manager = UnixSocketKernelManager(kernel_name="asyncpg-course")
+        self.manager.start_kernel()
+        self.client = self.manager.client()
+        self.client.start_channels()
+        self.client.wait_for_ready(timeout=60)
+
+    def send(self, code: str) -> str:
+        return str(self.client.execute(code))
+
+    def outputs(self, msg_id: str, timeout: float = 60) -> tuple[str, dict[str, object] | None]:
+        """The cell's printed text and its error (ename, evalue, traceback), once it has finished."""
+        text, error = "", None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            msg = self.client.get_iopub_msg(timeout=timeout)
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            kind, content = msg["msg_type"], msg["content"]
+            if kind == "stream":
+                text += content["text"]
+            elif kind == "error":
+                error = content
+            elif kind == "status" and content["execution_state"] == "idle":
+                return text, error
+        raise AssertionError(f"the cell did not finish within {timeout} s")
+
+    def run(self, code: str) -> str:
+        text, error = self.outputs(self.send(code))
+        assert error is None, error
+        return text
+
+    def close(self) -> None:
+        self.client.stop_channels()
+        self.manager.shutdown_kernel(now=True)
+
+
+def interrupt_when(kernel: Kernel, code: str, ready: Callable[[], bool]) -> dict[str, object]:
+    msg_id = kernel.send(code)
+    deadline = time.monotonic() + 30
+    while not ready():
+        assert time.monotonic() < deadline, "the cell never got going"
+        time.sleep(0.1)
+    kernel.manager.interrupt_kernel()
+    _, error = kernel.outputs(msg_id)
+    assert error is not None
+    return error
+
+
+def test_an_interrupted_cell_says_what_state_the_connection_is_in(prefix: str) -> None:
+    dsn = asyncio.run(notebook_database("interrupt", seeded=False))
+    kernel = Kernel()
+    try:
+        kernel.run(f"import asyncpg, helpers\nconn = await asyncpg.connect({dsn!r})\n"
+                   "await conn.execute('CREATE TABLE t (x int)')")
+
+        def sleeping() -> bool:
+            return bool(value(dsn, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep%'"))
+
+        error = interrupt_when(kernel, "async with conn.transaction():\n"
+                                       "    await conn.execute('INSERT INTO t VALUES (1)')\n"
+                                       "    await conn.fetchval('SELECT pg_sleep(60)')", sleeping)
+        assert error["ename"] == "CancelledError"
+        hint = str(error["traceback"][-1])  # type: ignore[index]
+        print(f"\n{hint}")
+        assert hint.startswith("\x1b[1mThe course:\x1b[0m The cell was interrupted while asyncpg waited for the server")
+        # what the line promises: cancelled on the server, rolled back, the connection usable again
+        assert kernel.run("print(conn.is_closed(), conn.is_in_transaction(), await conn.fetchval("
+                          "'SELECT count(*) FROM t'))").split() == ["False", "False", "0"]
+        assert not sleeping()
+
+        error = interrupt_when(kernel, "import time\nwhile True:\n    time.sleep(0.05)", lambda: time.sleep(1) is None)
+        assert error["ename"] == "KeyboardInterrupt"
+        assert str(error["traceback"][-1]).endswith("The cell was interrupted. Run it again to redo its work.")  # type: ignore[index]
+    finally:
+        kernel.close()
