@@ -19,8 +19,6 @@ from .diagnose import CONNECT_TIMEOUT, NotListening
 from .errors import ServerError
 from .target import Target, hide_password, parse_url, resolve
 
-__all__ = ["CONNECT_TIMEOUT", "NotListening"]  # re-exported: older callers import them from here
-
 
 def embedded_server() -> EmbeddedServer:
     """The embedded server of this repository (kept for older callers: `resolve().server()`)."""

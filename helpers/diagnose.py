@@ -263,6 +263,8 @@ def _chain(error: BaseException | None) -> list[BaseException]:
 
 def is_lost(error: BaseException) -> bool:
     """asyncpg's ways of saying an open connection broke (a stop, a crash, pg_terminate_backend)."""
+    if isinstance(error, ConnectionError) and "SSL" in str(error):
+        return False  # the TLS handshake failed: the connection never was (see connect_failure)
     if isinstance(error, (asyncpg.ConnectionDoesNotExistError, asyncpg.AdminShutdownError,
                           asyncpg.CrashShutdownError, asyncpg.CannotConnectNowError, ConnectionError)):
         return True

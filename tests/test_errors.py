@@ -20,6 +20,7 @@ from helpers.databases import ensure_template
 from helpers.target import resolve
 from helpers.tracebacks import short_traceback
 from tests.conftest import TCP_PASSWORD, free_port, query, server_directory, value
+from tests.test_faults import until_closed
 
 BOUND = 10.0
 
@@ -390,3 +391,22 @@ def test_out_of_connections_in_a_learners_own_cell(small_server: EmbeddedServer,
     assert "TooManyConnectionsError" in lines[-2]
     assert lines[-1].startswith("\x1b[1mThe course:\x1b[0m ")
     assert "max_connections = 6, 2 kept for superusers (superuser_reserved_connections); 4 are open now" in lines[-1]
+
+
+def test_a_learners_connection_ended_by_the_server(tcp_server: EmbeddedServer, via_url: str) -> None:
+    """pg_terminate_backend (an instructor's cleanup, a restart): the server is probed, not guessed at."""
+
+    async def scenario() -> str:
+        conn = await asyncpg.connect(via_url)
+        other = await asyncpg.connect(via_url)  # stays open: only one connection ends
+        await other.execute("SELECT pg_terminate_backend($1)", conn.get_server_pid())
+        await until_closed(conn)
+        with pytest.raises(asyncpg.InterfaceError, match="connection is closed") as info:
+            await conn.fetchval("SELECT 1")
+        await other.close()
+        return await asyncio.to_thread(lambda: short_traceback({}, info.type, info.value, info.tb)[-1])
+
+    hint = asyncio.run(scenario())
+    assert "This connection to the server is gone: The server takes connections again: it restarted, or only " \
+           "this connection was ended." in hint, hint
+    assert "run the notebook's setup cell again" in hint

@@ -97,6 +97,8 @@ def test_kill_9_during_a_template_build(crash_server: EmbeddedServer, after: flo
 
     with pytest.raises(ServerError, match="was lost while building crash__eshop__template") as info:
         asyncio.run(build_and_kill())
+    assert (f"The embedded server in {crash_server.pgdata} is not running now: it ended without a shutdown in "
+            "its log, so it was killed or crashed.") in str(info.value)
     assert "What to do: run the cell (or command) again" in str(info.value)
     assert asyncio.run(next_brand_id("after_build_crash")) == 101
     names = asyncio.run(databases.course_databases())
@@ -143,6 +145,7 @@ def test_the_learners_broken_connection_gets_the_next_step(crash_server: Embedde
             await asyncio.to_thread(kill_9, crash_server)
         else:
             await asyncio.to_thread(crash_server.stop)
+        await until_closed(conn)
         hints = []
         for _ in range(2):  # the query that meets the break, then the next one on the closed connection
             with pytest.raises((asyncpg.ConnectionDoesNotExistError, asyncpg.InterfaceError,
@@ -150,6 +153,9 @@ def test_the_learners_broken_connection_gets_the_next_step(crash_server: Embedde
                 await conn.fetchval("SELECT 1")
             hints.append(await asyncio.to_thread(hint_for, info.value))
         assert "connection is closed" in str(info.value)
+        with pytest.raises(OSError) as info:  # the cell that connects, rerun alone
+            await asyncpg.connect(crash_server.dsn())
+        hints.append(await asyncio.to_thread(hint_for, info.value))
         return hints
 
     started = time.monotonic()
@@ -160,7 +166,20 @@ def test_the_learners_broken_connection_gets_the_next_step(crash_server: Embedde
     for hint in hints:
         assert f"The embedded server in {crash_server.pgdata} is not running now: {state}" in hint, hint
         assert "What to do: run the notebook's setup cell again" in hint and "then the cell that connects" in hint
+    assert hints[0].startswith("\x1b[1mThe course:\x1b[0m This connection to the server is gone: ")
+    assert hints[2].startswith("\x1b[1mThe course:\x1b[0m No server is listening at this DSN now. ")
     assert asyncio.run(next_brand_id("broken")) == 101  # which is all it takes
+
+
+async def until_closed(conn: asyncpg.Connection) -> None:
+    """What happens between two cells: the kernel's loop runs, and asyncpg sees the socket close.
+
+    (Within one cell, a query sent before that can meet asyncpg's InternalClientError instead.)"""
+    for _ in range(100):
+        if conn.is_closed():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("asyncpg never saw the connection close")
 
 
 # -- disk full -------------------------------------------------------------------------------------
@@ -235,8 +254,10 @@ def test_disk_full_in_a_tablespace_is_sqlstate_53100(crash_server: EmbeddedServe
     assert asyncio.run(next_brand_id("after_full")) == 101
 
 
-def test_the_size_the_disk_full_message_names(prefix: str) -> None:
-    """The template's size and its build's WAL, as the message states them, within a third of the real ones."""
+def test_the_size_the_disk_full_message_names(prefix: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The template's size and its build's WAL, as the message states them, within a third of the real ones
+    (on the embedded server, whose figures they are)."""
+    monkeypatch.delenv("DATABASE_URL", raising=False)
 
     async def measure() -> tuple[float, float]:
         async with connected(server_dsn()) as conn:
