@@ -180,8 +180,9 @@ def _slots_what(error: BaseException, target: Target, slots: Slots | None) -> st
             kept += f" and {slots.reserved} for pg_use_reserved_connections (reserved_connections)"
         what += (f" It allows max_connections = {slots.max_connections}, {kept}; {slots.open_now} are open now, "
                  f"{slots.ours} of them to {target.prefix}'s databases.")
-    return what + (f" One open notebook of the course holds up to {NOTEBOOK_PEAK_CONNECTIONS} connections at once "
-                   "(notebook 04's pools); its kernel keeps them until it is shut down.")
+    return what + (f" One notebook of the course holds up to {NOTEBOOK_PEAK_CONNECTIONS} connections at once "
+                   "(notebook 04's pools), and what a notebook opened stays open until it closes it or its kernel "
+                   "is shut down.")
 
 
 def _capital(words: str) -> str:
@@ -280,7 +281,7 @@ async def server_state(target: Target, log: str = "") -> str:
             return (f"The embedded server in {target.pgdata} is not running now: "
                     + ("it was stopped (its log records the shutdown)." if stopped else
                        "it ended without a shutdown in its log, so it was killed or crashed."))
-        crash = re.findall(r"LOG:\s+((?:server|client backend) process .*terminated by signal.*|"
+        crash = re.findall(r"LOG:\s+([^\n]*\(PID \d+\) was terminated by signal [^\n]*|"
                            r"terminating any other active server processes)", log)
         if crash:
             return f"The embedded server crashed and restarted itself (its log: {crash[0]})."

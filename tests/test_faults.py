@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -103,6 +104,30 @@ def test_kill_9_during_a_template_build(crash_server: EmbeddedServer, after: flo
     assert asyncio.run(next_brand_id("after_build_crash")) == 101
     names = asyncio.run(databases.course_databases())
     assert names == ["crash__after_build_crash", "crash__eshop__template"]
+
+
+def test_a_backend_killed_during_a_build(crash_server: EmbeddedServer) -> None:
+    """The OOM killer takes the backend that runs the COPY: the server restarts itself (crash recovery),
+    and the message quotes its log instead of guessing."""
+
+    async def build_and_kill_its_backend() -> None:
+        build = asyncio.create_task(databases.ensure_template())
+        async with connected(server_dsn()) as admin:
+            for _ in range(400):
+                pid = await admin.fetchval("SELECT pid FROM pg_stat_activity WHERE datname = $1 AND query LIKE 'COPY%'",
+                                           "crash__eshop__template__build")
+                if pid:
+                    break
+                await asyncio.sleep(0.01)
+        assert pid, "the COPY never started"
+        os.kill(pid, signal.SIGKILL)
+        await build
+
+    with pytest.raises(ServerError, match="was lost while building crash__eshop__template") as info:
+        asyncio.run(build_and_kill_its_backend())
+    assert "The embedded server crashed and restarted itself (its log: client backend (PID " in str(info.value)
+    assert "was terminated by signal 9: Killed)" in str(info.value)
+    assert asyncio.run(next_brand_id("after_backend_crash")) == 101
 
 
 def test_kill_9_during_a_notebook(crash_server: EmbeddedServer) -> None:
