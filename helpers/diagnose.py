@@ -31,9 +31,11 @@ from .target import Target, hide_password, resolve
 
 CONNECT_TIMEOUT = 5.0
 PROBE_TIMEOUT = 2.0
-#: The most connections one open notebook holds at once: notebook 04's pools (measured by
-#: sampling pg_stat_activity while it runs; see tests/test_errors.py).
+#: The most connections a notebook holds at once, measured by sampling pg_stat_activity every
+#: 10 ms while each notebook ran alone (`jupyter nbconvert --execute`): 04's pools 17, the
+#: performance lab (10) 35, every other notebook 3 or fewer.
 NOTEBOOK_PEAK_CONNECTIONS = 17
+LAB_PEAK_CONNECTIONS = 35
 #: What the seeded template takes on disk, and the WAL its build writes (measured, PostgreSQL
 #: 18: 14.8 MB and 14.2 MB; tests/test_faults.py keeps these within a third of the real ones).
 TEMPLATE_MB = 15
@@ -180,9 +182,9 @@ def _slots_what(error: BaseException, target: Target, slots: Slots | None) -> st
             kept += f" and {slots.reserved} for pg_use_reserved_connections (reserved_connections)"
         what += (f" It allows max_connections = {slots.max_connections}, {kept}; {slots.open_now} are open now, "
                  f"{slots.ours} of them to {target.prefix}'s databases.")
-    return what + (f" One notebook of the course holds up to {NOTEBOOK_PEAK_CONNECTIONS} connections at once "
-                   "(notebook 04's pools), and what a notebook opened stays open until it closes it or its kernel "
-                   "is shut down.")
+    return what + (f" A notebook of the course holds up to {NOTEBOOK_PEAK_CONNECTIONS} connections at once "
+                   f"(04_connection_pools; the performance lab, 10, up to {LAB_PEAK_CONNECTIONS}; the others 3 or "
+                   "fewer), and what a notebook opened stays open until it closes it or its kernel is shut down.")
 
 
 def _capital(words: str) -> str:
@@ -193,8 +195,9 @@ def _slots_todo(slots: Slots | None) -> str:
     reserved = f"{slots.superuser_reserved + slots.reserved}" if slots else "superuser_reserved_connections"
     return ("a learner: shut down the kernels of notebooks you are not using (JupyterLab: Kernel → Shut Down "
             "Kernel, or the Running panel), then run this cell again. An instructor: raise max_connections to at "
-            f"least learners × {NOTEBOOK_PEAK_CONNECTIONS} + {reserved} (ALTER SYSTEM SET max_connections = …;) "
-            "and restart the server: max_connections changes only at a restart.")
+            f"least learners × {NOTEBOOK_PEAK_CONNECTIONS} + {reserved} (× {LAB_PEAK_CONNECTIONS} for the "
+            "performance lab) with ALTER SYSTEM SET max_connections = …; and restart the server: max_connections "
+            "changes only at a restart.")
 
 
 # -- a setup step that failed ----------------------------------------------------------------

@@ -368,7 +368,7 @@ def test_out_of_connections_in_a_setup_cell(small_server: EmbeddedServer, monkey
     error = asyncio.run(scenario())
     text = str(error)
     for needed in ("remaining connection slots are reserved", "max_connections", "superuser_reserved_connections",
-                   "up to 17 connections", "shut down the kernels", "ALTER SYSTEM SET max_connections", "restart"):
+                   "up to 17 connections at once (04_connection_pools", "shut down the kernels", "ALTER SYSTEM SET max_connections", "restart"):
         assert needed in text, (needed, text)
 
 
