@@ -412,7 +412,8 @@ def cell_hint(error: BaseException) -> str | None:
     """
     if isinstance(error, (KeyboardInterrupt, asyncio.CancelledError)):
         return _interrupted(error)
-    if isinstance(error, asyncpg.TooManyConnectionsError) or is_lost(error) or _refused(error):
+    if isinstance(error, asyncpg.TooManyConnectionsError) or (_from_asyncpg(error) and (is_lost(error)
+                                                                                     or _refused(error))):
         try:
             target = resolve()
         except CourseError:
@@ -443,10 +444,13 @@ def _log_tail(target: Target) -> str:
     return _log_since(target, max(0, size - 20_000))
 
 
+def _from_asyncpg(error: BaseException) -> bool:
+    """Raised (or awaited) inside asyncpg: a missing file or a reset elsewhere is none of our business."""
+    return any("asyncpg" in Path(frame.f_code.co_filename).parts for frame, _ in traceback.walk_tb(error.__traceback__))
+
+
 def _interrupted(error: BaseException) -> str:
-    frames = traceback.walk_tb(error.__traceback__)
-    in_asyncpg = any("asyncpg" in Path(frame.f_code.co_filename).parts for frame, _ in frames)
-    if not in_asyncpg:
+    if not _from_asyncpg(error):
         return "The cell was interrupted. Run it again to redo its work."
     return ("The cell was interrupted while asyncpg waited for the server: asyncpg asked the server to cancel "
             "that statement, and the connection is usable again as soon as the server confirms (a transaction "

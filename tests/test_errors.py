@@ -410,3 +410,13 @@ def test_a_learners_connection_ended_by_the_server(tcp_server: EmbeddedServer, v
     assert "This connection to the server is gone: The server takes connections again: it restarted, or only " \
            "this connection was ended." in hint, hint
     assert "run the notebook's setup cell again" in hint
+
+
+def test_errors_of_the_learners_own_code_get_no_course_hint(tmp_path: Path) -> None:
+    """A missing file or a reset socket elsewhere is not a database connection: asyncpg's frames decide."""
+    for error_type, action in ((FileNotFoundError, lambda: (tmp_path / "missing.csv").open()),
+                               (ConnectionResetError, lambda: (_ for _ in ()).throw(ConnectionResetError()))):
+        with pytest.raises(error_type) as info:
+            action()
+        lines = short_traceback({}, info.type, info.value, info.tb)
+        assert not any("The course:" in line for line in lines), lines
