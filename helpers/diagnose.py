@@ -107,7 +107,8 @@ async def connect_failure(error: BaseException, dsn: str, target: Target) -> Cou
         return ServerError(
             f"Nothing at {where} answered within {CONNECT_TIMEOUT:.0f} s: the host is unreachable, a firewall "
             "drops the packets, or what listens there is not a PostgreSQL server (or is hung).",
-            "check that the host and port in DATABASE_URL are right and reachable. " + target.start_advice())
+            "check that the host and port in DATABASE_URL are right and reachable from here, or "
+            + target.start_advice())
     if isinstance(error, OSError):
         return ServerError(f"Could not reach {where}: {error}.", target.start_advice())
     if isinstance(error, ValueError):
@@ -356,8 +357,8 @@ async def no_privilege(error: BaseException, target: Target, doing: str) -> NoPr
     message = str(error)
     if "permission denied to create database" in message:
         return NoPrivilege(
-            f"The role {role!r} of {target.label()} may not create databases (it lacks CREATEDB), and every "
-            f"notebook's setup cell makes one of its own ({doing}).",
+            f"The role {role!r} of {target.label()} may not create databases (it lacks CREATEDB), which every "
+            f"notebook's setup cell needs: it failed while {doing}.",
             f"ask the server's owner (a superuser) to run: ALTER ROLE {ident(role)} CREATEDB;")
     owned = re.search(r'must be owner of database "?([^"\s]+)"?', message)
     if owned:
