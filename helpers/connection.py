@@ -14,9 +14,9 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import asyncpg
 
 from . import diagnose
-from .admin.server import EmbeddedServer
 from .diagnose import CONNECT_TIMEOUT, NotListening
 from .errors import ServerError
+from .server import EmbeddedServer
 from .target import Target, hide_password, parse_url, resolve
 
 

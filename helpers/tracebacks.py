@@ -11,11 +11,13 @@ In a kernel, importing helpers also makes Stop take effect at once (`helpers.int
 
 Only how the error is *shown* changes: the cell still fails (Run All stops unless the cell is
 tagged `raises-exception`), and `ename`/`evalue` in the stored output are the real ones.
+`log_exceptions_briefly()` does the same for `logging.exception`: the exception's own lines, no frames.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 import traceback
 from types import TracebackType
@@ -83,6 +85,24 @@ def install_short_tracebacks() -> bool:
 
     wake_on_interrupt()  # and Stop then interrupts an awaiting cell at once, not when its query ends
     return True
+
+
+class _ExceptionOnlyFormatter(logging.Formatter):
+    """A log record's exception as its own lines only (type, message, DETAIL), no frames."""
+
+    def formatException(self, ei: Any) -> str:
+        return "".join(traceback.format_exception_only(ei[0], ei[1])).rstrip()
+
+
+def log_exceptions_briefly(level: int = logging.WARNING) -> None:
+    """Log to stderr as `LEVEL:logger: message`, and `logging.exception` without its traceback.
+
+    A real application wants the traceback; a notebook's stored output must be short and the
+    same on every run, and frames hold paths and line numbers.  Running it again replaces it.
+    """
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_ExceptionOnlyFormatter("%(levelname)s:%(name)s: %(message)s"))
+    logging.basicConfig(handlers=[handler], level=level, force=True)
 
 
 install_short_tracebacks()

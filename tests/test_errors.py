@@ -15,8 +15,8 @@ import asyncpg
 import pytest
 
 from helpers import ConfigError, CourseError, ServerError, connect, drop_course_databases, names, notebook_database, server_dsn
-from helpers.admin.server import EmbeddedServer, binary
 from helpers.databases import ensure_template
+from helpers.server import EmbeddedServer, binary
 from helpers.target import resolve
 from helpers.tracebacks import short_traceback
 from tests.conftest import TCP_PASSWORD, free_port, query, server_directory, value

@@ -22,8 +22,8 @@ import asyncpg
 import pytest
 
 from helpers import ServerError, databases, diagnose, notebook_database
-from helpers.admin.server import SYSTEM_USER, EmbeddedServer
 from helpers.connection import connected, server_dsn
+from helpers.server import SYSTEM_USER, EmbeddedServer
 from helpers.target import resolve
 from helpers.tracebacks import short_traceback
 from tests.conftest import kill_9, value

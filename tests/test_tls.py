@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 from helpers import ServerError, drop_course_databases, notebook_database
-from helpers.admin.server import SYSTEM_USER, EmbeddedServer
+from helpers.server import SYSTEM_USER, EmbeddedServer
 from tests.conftest import value
 from tests.pg_other import other_bin_dir, other_server, skip_reason
 
