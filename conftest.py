@@ -19,6 +19,7 @@ from tests.scheduling import pytest_collection_modifyitems  # noqa: F401  (a hoo
 pytest_plugins = [
     "tests.exercise_probes",  # each exercise tried wrong and right in its notebook's nbval kernel
     "tests.kernels",  # nbval's kernels on Unix sockets: no TCP port races when many start at once
+    "tests.pgbouncer_cells",  # notebook 11's PgBouncer cells skip, with the reason, where it is missing
 ]
 
 _BEFORE: dict[str, tuple[int, str]] = {}

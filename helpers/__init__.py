@@ -18,11 +18,11 @@ from .databases import (
     template_fingerprint,
 )
 from .errors import ConfigError, CourseError, ServerError
-from .exercises import check, is_stub
+from .exercises import check, is_stub, queries_sent
 from .generators import take
 from .schema import PRODUCT_QUERY, STATEMENTS, TABLES, create_schema
-from .seed import Dataset, generate_dataset, load_with_copy, load_with_executemany, load_words
-from .tracebacks import install_short_tracebacks  # importing it shortens tracebacks in IPython
+from .seed import WORDS_FILE, Dataset, generate_dataset
+from .tracebacks import install_short_tracebacks, log_exceptions_briefly  # importing it shortens tracebacks in IPython
 
 # pandas and matplotlib take most of a second to import: load them when a notebook first asks
 # for a timing or plotting helper, not for `python -m helpers db stop`.
@@ -46,6 +46,7 @@ __all__ = [
     "PRODUCT_QUERY",
     "STATEMENTS",
     "TABLES",
+    "WORDS_FILE",
     "ConfigError",
     "CourseError",
     "Dataset",
@@ -67,13 +68,12 @@ __all__ = [
     "install_short_tracebacks",
     "is_stub",
     "learner_dsn",
-    "load_with_copy",
-    "load_with_executemany",
-    "load_words",
+    "log_exceptions_briefly",
     "notebook_database",
     "plot_comparison",
     "plot_sweep",
     "plot_timeline",
+    "queries_sent",
     "server_dsn",
     "take",
     "template_fingerprint",

@@ -40,7 +40,13 @@ def database_url() -> str | None:
 
 
 def pgdata_dir() -> Path:
-    return Path(os.environ.get(PGDATA_VAR) or REPO_ROOT / ".pgdata").expanduser().resolve()
+    """COURSE_PGDATA, a relative one taken from the repository's folder (never the current one).
+
+    Kernels run in notebooks/, the shell anywhere: resolved against the current folder, one
+    setting would name a second cluster for each of them.
+    """
+    path = Path(os.environ.get(PGDATA_VAR) or ".pgdata").expanduser()
+    return (REPO_ROOT / path).resolve()  # an absolute path replaces REPO_ROOT
 
 
 def demo_password() -> str | None:

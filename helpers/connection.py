@@ -6,7 +6,6 @@ turns each way a connection can fail into one paragraph that names that server.
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -14,16 +13,10 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import asyncpg
 
-from . import config
-from .admin.server import EmbeddedServer
-from .errors import ConfigError, ServerError
+from . import config, diagnose
+from .diagnose import CONNECT_TIMEOUT, NotListening
+from .server import EmbeddedServer
 from .target import Target, hide_password, parse_url, resolve
-
-CONNECT_TIMEOUT = 5.0
-
-
-class NotListening(ServerError):
-    """Nothing answers at the server's address: for the embedded server, a start fixes it."""
 
 
 def embedded_server() -> EmbeddedServer:
@@ -51,37 +44,14 @@ async def connect(dsn: str, **kwargs: Any) -> asyncpg.Connection:
     target = resolve()
     if not target.embedded:
         parse_url(dsn)
-    where = f"{hide_password(dsn)} ({target.kind})"
     try:
         connection: asyncpg.Connection = await asyncpg.connect(dsn, timeout=CONNECT_TIMEOUT, **kwargs)
         return connection
-    except asyncpg.InvalidPasswordError:
-        raise ServerError(f"The server at {where} refused the password.", target.login_advice()) from None
-    except asyncpg.InvalidAuthorizationSpecificationError as error:
-        raise ServerError(f"The server at {where} refused the login: {error}.",
-                          target.login_advice() + " Or ask the server's owner for a role.") from None
-    except asyncpg.InvalidCatalogNameError:
-        database = urlsplit(dsn).path.lstrip("/") or "postgres"
-        raise ServerError(f"The database {database!r} does not exist on {target.label()}.",
-                          "run the setup cell of the notebook that uses it (it creates the database), "
-                          "or `python -m helpers db reset` to rebuild the course's databases.") from None
-    except asyncpg.CannotConnectNowError as error:
-        raise ServerError(f"The server at {where} is not accepting connections now ({error}): "
-                          "it is starting up, shutting down or in recovery.",
-                          "wait a few seconds and run the cell again; `python -m helpers db status` tells when it is up.") from None
-    except (ConnectionRefusedError, FileNotFoundError, socket.gaierror) as error:
-        target.forget_running()
-        raise NotListening(f"No PostgreSQL server is listening at {where} ({error.strerror or error}).",
-                           target.start_advice()) from None
-    except TimeoutError:
-        raise ServerError(f"The server at {where} did not answer within {CONNECT_TIMEOUT:.0f} s.",
-                          "check that the host and port in DATABASE_URL are right and reachable. "
-                          + target.start_advice()) from None
-    except OSError as error:
-        raise ServerError(f"Could not reach {where}: {error}.", target.start_advice()) from None
-    except ValueError as error:
-        raise ConfigError(f"The DSN {hide_password(dsn)!r} cannot be used: {error}.",
-                          "fix DATABASE_URL (postgresql://USER:PASSWORD@HOST:PORT/DATABASE).") from None
+    except Exception as error:
+        paragraph = await diagnose.connect_failure(error, dsn, target)
+        if paragraph is None:
+            raise
+        raise paragraph from None
 
 
 #: What asyncpg raises when the server goes away in the middle of a statement (kill -9, OOM, a stop).
@@ -100,32 +70,17 @@ async def connected(dsn: str, **kwargs: Any) -> AsyncIterator[asyncpg.Connection
 
 
 @asynccontextmanager
-async def lost_connection_explained(target: Target, doing: str) -> AsyncIterator[None]:
-    """Turn "the server went away while `doing`" into one paragraph: what happened, what to do."""
+async def explained(target: Target, doing: str) -> AsyncIterator[None]:
+    """Turn a failure while `doing` (a step of a setup cell) into one paragraph from its real cause:
+    the server went away or crashed, its disk is full, the role lacks a privilege (`helpers.diagnose`)."""
+    since = diagnose.log_offset(target)
     try:
         yield
     except Exception as error:
-        cause = _lost(error)
-        if cause is None:
+        paragraph = await diagnose.setup_failure(error, target, doing, since)
+        if paragraph is None:
             raise
-        target.forget_running()
-        raise ServerError(
-            f"The connection to {target.label()} was lost while {doing} ({type(cause).__name__}: {cause}); "
-            "the server stopped or crashed. Nothing is lost: databases are only swapped in when complete, "
-            "and a half-built copy is dropped on the next try.",
-            "run the cell (or command) again: " + ("the embedded server is restarted and recovers on its own."
-                                                   if target.embedded else "once that server is back up."),
-        ) from None
-
-
-def _lost(error: BaseException | None) -> BaseException | None:
-    """The connection-lost error behind `error`, if any (asyncpg may raise another one on top of it)."""
-    seen = 0
-    while error is not None and seen < 10:
-        if isinstance(error, CONNECTION_LOST):
-            return error
-        error, seen = error.__cause__ or error.__context__, seen + 1
-    return None
+        raise paragraph from None
 
 
 async def _close(conn: asyncpg.Connection) -> None:

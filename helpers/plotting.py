@@ -49,12 +49,18 @@ def plot_comparison(groups: Mapping[str, Mapping[str, float]], *, title: str, yl
 
 
 def plot_sweep(x: Sequence[float], series: Mapping[str, Sequence[float]], *, title: str, xlabel: str,
-               ylabel: str, ceiling: Mapping[str, Sequence[float]] | None = None, logx: bool = False) -> Figure:
-    """One line per series over a shared x axis; `ceiling` series are drawn dashed (e.g. pgbench)."""
+               ylabel: str, ceiling: Mapping[str, Sequence[float]] | None = None, logx: bool = False,
+               spread: Mapping[str, tuple[Sequence[float], Sequence[float]]] | None = None) -> Figure:
+    """One line per series over a shared x axis; `ceiling` series are drawn dashed (e.g. pgbench).
+    `spread` gives a series (by label) its lowest and highest values per x, drawn as a band, so
+    that a difference smaller than the run-to-run spread does not pass for a result."""
     fig = Figure(figsize=(7, 4), layout="tight")
     ax = fig.subplots()
     for label, ys in series.items():
-        ax.plot(x, ys, marker="o", label=label)
+        line, = ax.plot(x, ys, marker="o", label=label)
+        if spread and label in spread:
+            low, high = spread[label]
+            ax.fill_between(x, low, high, color=line.get_color(), alpha=0.2)
     for label, ys in (ceiling or {}).items():
         ax.plot(x, ys, linestyle="--", marker="x", label=label)
     ax.set_ylim(bottom=0)  # from zero, so noise does not look like a trend

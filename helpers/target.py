@@ -13,8 +13,12 @@ from pathlib import Path
 from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 from . import config, names
-from .admin.server import EmbeddedServer
+from .dsn import mask
 from .errors import ConfigError
+from .server import EmbeddedServer
+
+#: The DSN with every form of its password hidden, for messages (helpers.dsn says how).
+hide_password = mask
 
 _CACHE: dict[tuple[str | None, ...], Target] = {}
 _STARTED: set[Path] = set()  # embedded data directories this process has seen ready
@@ -117,16 +121,3 @@ def parse_url(url: str) -> SplitResult:
             "e.g. postgresql://course:course@127.0.0.1:55432/postgres, or unset it to use the embedded server.",
         )
     return parts
-
-
-def hide_password(dsn: str) -> str:
-    """The DSN with its password hidden, for messages and `db status`."""
-    parts = urlsplit(dsn)
-    try:
-        password = parts.password
-    except ValueError:
-        return dsn
-    if password is None:
-        return dsn
-    netloc = parts.netloc.replace(f":{password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))

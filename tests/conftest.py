@@ -26,7 +26,7 @@ import psutil
 import pytest
 
 from helpers import drop_course_databases
-from helpers.admin.server import EmbeddedServer
+from helpers.server import EmbeddedServer
 
 TCP_PASSWORD = "course-test"
 ROOT = Path(__file__).resolve().parent.parent

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from helpers.admin.server import EmbeddedServer, bin_dir
+from helpers.server import EmbeddedServer, bin_dir
 
 PASSWORD = "other-version"
 #: Where Debian and Ubuntu put their packaged servers; COURSE_OTHER_PG_BIN names another bin dir.

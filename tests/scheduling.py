@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted(p.name for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 FIRST = ("test_jupyterlab_runs.py",)
 LONG = ("test_databases.py", "test_class.py", "test_errors.py", "test_faults.py", "test_static_site.py",
-        "test_versions.py")  # measured in make test, longest first
+        "test_versions.py", "test_production.py", "test_secrets.py")  # measured in make test, longest first
 
 
 def queue_position(path: Path) -> tuple[int, int]:

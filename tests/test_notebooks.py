@@ -19,7 +19,7 @@ from tests.conftest import nbval_in
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-EXPECTED = [f"{n:02d}" for n in range(1, 11)]
+EXPECTED = [f"{n:02d}" for n in range(1, 12)]
 
 
 def _cells(path: Path) -> list[dict]:

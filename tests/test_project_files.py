@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 import tomllib
 from pathlib import Path
 
@@ -101,3 +102,24 @@ def test_every_direct_pin_says_why_it_is_there() -> None:
                          if _norm(line.strip().lstrip("- ").split(separator)[0]) == name and separator in line), None)
             assert line is not None, f"{name} is not pinned in {file}"
             assert re.search(r"\s#\s\S", line), f"{file}: the pin of {name} does not say why it is there"
+
+
+def test_every_pin_installs_on_the_oldest_python_pyproject_promises() -> None:
+    """One constraints.txt for every Python: a pin that needs a newer patch release (soupsieve 3+
+    needs 3.11.5; Debian 12 has 3.11.2) breaks `make setup` there with pip's ResolutionImpossible."""
+    from helpers.maintainers.lock import beyond_floor, floor, freeze
+
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert floor(pyproject) == "3.11.0"
+    pins, installed = _pins(), freeze(Path(sys.executable))
+    assert {name: installed.get(name) for name in pins} == pins, "this venv is not installed from constraints.txt"
+    assert not beyond_floor(Path(sys.executable), floor(pyproject))
+
+
+def test_the_lock_names_packages_beyond_a_floor() -> None:
+    """`make lock` refuses what the floor cannot install; below our floor, pandas 3 (>=3.11) is one."""
+    from helpers.maintainers.lock import beyond_floor, floor
+
+    assert floor('requires-python = ">=3.11.4"\n') == "3.11.4"
+    too_new = beyond_floor(Path(sys.executable), "3.9.0")
+    assert any(line.startswith("pandas (Requires-Python >=3.11") for line in too_new), too_new

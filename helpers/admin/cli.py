@@ -7,6 +7,8 @@
     course doctor
     course class setup --learner Carol.Smith --learner team --out class.json
     course class prefix Carol.Smith
+    course assignments --out build/nbgrader
+    course links --repo https://github.com/OWNER/REPO --hub https://hub.example.edu
 
 A `CourseError` is printed as its one paragraph and the command exits 1; nothing else of
 ours prints a traceback.
@@ -24,9 +26,10 @@ from pathlib import Path
 
 from .. import databases
 from ..connection import LEARNER_ROLE, admin
+from ..dsn import for_child
 from ..errors import CourseError
+from ..server import binary
 from ..target import Target, hide_password, resolve
-from .server import binary
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -38,8 +41,9 @@ COMMANDS: dict[tuple[str, str], Command] = {}
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="course", description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog="\n".join(__doc__.splitlines()[2:9]))
-    groups = parser.add_subparsers(dest="group", required=True, metavar="{db,notebooks,bench,site,doctor,class}")
+                                     epilog="\n".join(__doc__.splitlines()[2:11]))
+    groups = parser.add_subparsers(dest="group", required=True,
+                                   metavar="{db,class,notebooks,bench,site,assignments,links,doctor}")
     _add_db(groups)
     _add_class(groups)
     nb = groups.add_parser("notebooks", help="the course's notebooks").add_subparsers(dest="action", required=True)
@@ -52,6 +56,17 @@ def build_parser() -> argparse.ArgumentParser:
     site.add_argument("--out", type=Path, help="output folder (default: build/html or build/slides)")
     site.add_argument("notebooks", nargs="*", type=Path, help="notebooks to convert (default: all, in order)")
     site.set_defaults(func=build_site)
+    homework = groups.add_parser("assignments", help="write the exercises as nbgrader source assignments (homework)")
+    homework.add_argument("--out", type=Path, default=Path("build/nbgrader"),
+                          help="the nbgrader course folder to write (default: build/nbgrader)")
+    homework.add_argument("notebooks", nargs="*", type=Path, help="notebooks to include (default: all with exercises)")
+    homework.set_defaults(func=write_assignments)
+    link = groups.add_parser("links", help="the Binder link and badge, and a JupyterHub's nbgitpuller link, for this course")
+    link.add_argument("--repo", help="the repository's public URL (default: the clone's origin remote)")
+    link.add_argument("--branch", default="main", help="the branch to open (default: main)")
+    link.add_argument("--notebook", default="01_connect.ipynb", help="the notebook to open (default: 01_connect.ipynb)")
+    link.add_argument("--hub", help="a JupyterHub's URL, e.g. https://hub.example.edu, for the nbgitpuller link")
+    link.set_defaults(func=print_links)
     doctor = groups.add_parser("doctor", help="check Python, packages, kernel, server and template; say what to fix")
     doctor.set_defaults(func=run_doctor)
     return parser
@@ -68,6 +83,8 @@ def _add_db(groups: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         ("template", template, "build the seeded template unless it is up to date, and verify it"),
     ]:
         db.add_parser(name, help=text).set_defaults(func=func)
+    db.choices["url"].add_argument("--show-password", action="store_true",
+                                   help="print the password too (by default it is masked like everywhere else)")
     psql = db.add_parser("psql", help="open psql on a notebook's database; further arguments go to psql",
                          description="e.g. `db psql 04_connection_pools -c 'SELECT count(*) FROM sku'`; "
                                      "`db psql postgres …` for the maintenance database")
@@ -123,6 +140,26 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def write_assignments(args: argparse.Namespace) -> int:
+    from .assignments import write_course
+
+    written = write_course(args.out, args.notebooks or None)
+    print(f"{len(written)} source assignments in {args.out / 'source'}; next, in {args.out}: "
+          "nbgrader generate_assignment <name> (see docs/instructor-guide.md, Homework)")
+    return 0
+
+
+def print_links(args: argparse.Namespace) -> int:
+    from .links import links
+
+    made = links(args.repo, args.branch, args.notebook, args.hub)
+    print(f"Binder:       {made.binder}")
+    print(f"README badge: {made.badge}")
+    if made.nbgitpuller:
+        print(f"nbgitpuller:  {made.nbgitpuller}")
+    return 0
+
+
 def build_site(args: argparse.Namespace) -> int:
     from ..maintainers.site import build
 
@@ -134,6 +171,8 @@ def start(_: argparse.Namespace) -> int:
     target = resolve()
     began = time.perf_counter()
     target.ensure_running()
+    if not target.embedded:
+        asyncio.run(_reachable(target))  # "ready" only once it answers
     started = time.perf_counter()
     print(f"server ready: {target.label()} ({started - began:.1f} s)")
     if not target.embedded:
@@ -142,6 +181,11 @@ def start(_: argparse.Namespace) -> int:
     name = asyncio.run(databases.ensure_template(progress=True, verify=True, target=target))
     print(f"template ready: {name} ({time.perf_counter() - started:.1f} s)")
     return 0
+
+
+async def _reachable(target: Target) -> None:
+    async with admin(target):
+        pass
 
 
 def stop(_: argparse.Namespace) -> int:
@@ -178,10 +222,14 @@ async def _status(target: Target) -> tuple[str, list[str], tuple[str, str], list
             await databases.legacy_databases(target))
 
 
-def url(_: argparse.Namespace) -> int:
+def url(args: argparse.Namespace) -> int:
     target = resolve()
     target.ensure_running()
-    print(target.dsn())
+    dsn = target.dsn()
+    if hide_password(dsn) != dsn and not args.show_password:
+        print("(the password is masked; `db url --show-password` prints it)", file=sys.stderr)
+        dsn = hide_password(dsn)
+    print(dsn)
     return 0
 
 
@@ -206,7 +254,8 @@ def run_psql(args: argparse.Namespace) -> int:
         asyncio.run(_require_database(target, database, args.notebook))
     else:
         target.ensure_running()
-    os.execv(binary("psql"), ["psql", target.dsn(database), *args.psql_args])
+    dsn, secret = for_child(target.dsn(database))  # the password by environment: argv is public
+    os.execve(binary("psql"), ["psql", dsn, *args.psql_args], {**os.environ, **secret})
 
 
 async def _require_database(target: Target, database: str, notebook: str) -> None:

@@ -545,8 +545,6 @@ async def _edit(hub: Hub, user: str, path: str) -> None:
     await hub.api("PUT", f"/user/{user}/api/contents/{quote(path)}", {"type": "notebook", "content": notebook})
 
 
-@pytest.mark.xfail(strict=True, reason="the course's out-of-connections message is another branch's work (issue 16, "
-                                       "faults); until it is merged the learner sees a bare TooManyConnectionsError")
 def test_out_of_connections_the_learner_is_told(hub: Hub, class_server: object) -> None:
     """With max_connections 10 (3 of them reserved for superusers), notebook 04 needs more than there are."""
     server = class_server
