@@ -6,6 +6,7 @@ Notebooks import from here and nowhere deeper:
     DSN = await notebook_database("04_connection_pools")     # a fresh clone of the seeded template
 """
 
+from .config import work_dir
 from .connection import LEARNER_PASSWORD, LEARNER_ROLE, connect, connected, describe, learner_dsn, server_dsn
 from .databases import (
     course_databases,
@@ -76,4 +77,5 @@ __all__ = [
     "server_dsn",
     "take",
     "template_fingerprint",
+    "work_dir",
 ]

@@ -335,9 +335,12 @@ class EmbeddedServer:
 
     def _accepts_connections(self, running: Running) -> bool:
         host = str(running.socket_dir) if running.socket_dir else "127.0.0.1"
+        # The bundled libpq has no TLS: with PGSSLMODE=require inherited, pg_isready would not even
+        # try ("no attempt"), and a server that is up would look like one that never answers.
+        env = {**os.environ, "PGSSLMODE": "disable"}
         try:
             result = subprocess.run([self._binary("pg_isready"), "-q", "-h", host, "-p", str(running.port), "-t", "2"],
-                                    timeout=5, capture_output=True)
+                                    timeout=5, capture_output=True, env=env)
         except subprocess.TimeoutExpired:
             return False
         return result.returncode == 0

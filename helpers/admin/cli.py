@@ -5,6 +5,10 @@
     course notebooks execute notebooks/01_connect.ipynb
     course bench --quick
     course doctor
+    course class setup --learner Carol.Smith --learner team --out class.json
+    course class prefix Carol.Smith
+    course assignments --out build/nbgrader
+    course links --repo https://github.com/OWNER/REPO --hub https://hub.example.edu
 
 A `CourseError` is printed as its one paragraph and the command exits 1; nothing else of
 ours prints a traceback.
@@ -21,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .. import databases
-from ..connection import admin
+from ..connection import LEARNER_ROLE, admin
 from ..dsn import for_child
 from ..errors import CourseError
 from ..server import binary
@@ -37,9 +41,11 @@ COMMANDS: dict[tuple[str, str], Command] = {}
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="course", description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog="\n".join(__doc__.splitlines()[2:7]))
-    groups = parser.add_subparsers(dest="group", required=True, metavar="{db,notebooks,bench,site,assignments,links,doctor}")
+                                     epilog="\n".join(__doc__.splitlines()[2:11]))
+    groups = parser.add_subparsers(dest="group", required=True,
+                                   metavar="{db,class,notebooks,bench,site,assignments,links,doctor}")
     _add_db(groups)
+    _add_class(groups)
     nb = groups.add_parser("notebooks", help="the course's notebooks").add_subparsers(dest="action", required=True)
     execute = nb.add_parser("execute", help="re-execute notebooks in place (their stored outputs are nbval's reference)")
     execute.add_argument("paths", nargs="*", type=Path, help="notebooks to run (default: all, in order)")
@@ -85,6 +91,26 @@ def _add_db(groups: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     psql.add_argument("notebook", nargs="?", help="a notebook's database, e.g. 04_connection_pools (default: postgres)")
     psql.add_argument("psql_args", nargs=argparse.REMAINDER, help="passed to psql as they are, e.g. -c 'select 1'")
     psql.set_defaults(func=run_psql)
+
+
+def _add_class(groups: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    klass = groups.add_parser("class", help="a class server's roles, and the learners' prefixes (for instructors)")
+    actions = klass.add_subparsers(dest="action", required=True)
+    setup = actions.add_parser(
+        "setup", help="as an admin role (DATABASE_URL): the learners' roles, notebook 01's demo role, the class file",
+        description="Connected as DATABASE_URL's admin role, make a LOGIN CREATEDB role per learner (or one shared "
+                    "role), the demo role course_learner with the password in COURSE_DEMO_PASSWORD (or asked for), "
+                    "and write the class file the hub's configuration reads. Rerunning it resets the passwords.")
+    setup.add_argument("--learner", action="append", required=True, metavar="NAME",
+                       help="a learner's login name (repeat); JupyterHub lowercases it, and so does this")
+    setup.add_argument("--shared-role", metavar="ROLE", help="one role for the whole class instead of one per learner")
+    setup.add_argument("--out", type=Path, required=True, help="the class file to write (JSON, mode 0600)")
+    setup.add_argument("--templates", action="store_true",
+                       help="also build every learner's template now, logged in as that learner's role")
+    setup.set_defaults(func=class_setup)
+    prefix = actions.add_parser("prefix", help="the database prefix each login name gets on JupyterHub")
+    prefix.add_argument("names", nargs="+", metavar="NAME")
+    prefix.set_defaults(func=class_prefix)
 
 
 def _add_bench(groups: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -145,11 +171,21 @@ def start(_: argparse.Namespace) -> int:
     target = resolve()
     began = time.perf_counter()
     target.ensure_running()
+    if not target.embedded:
+        asyncio.run(_reachable(target))  # "ready" only once it answers
     started = time.perf_counter()
     print(f"server ready: {target.label()} ({started - began:.1f} s)")
+    if not target.embedded:
+        print(f"building {target.template()} there as the role in DATABASE_URL (prefix from {target.prefix_source}); "
+              "a class's learners get theirs from their own setup cells or `course class setup --templates`")
     name = asyncio.run(databases.ensure_template(progress=True, verify=True, target=target))
     print(f"template ready: {name} ({time.perf_counter() - started:.1f} s)")
     return 0
+
+
+async def _reachable(target: Target) -> None:
+    async with admin(target):
+        pass
 
 
 def stop(_: argparse.Namespace) -> int:
@@ -232,6 +268,32 @@ async def _require_database(target: Target, database: str, notebook: str) -> Non
             f"open notebooks/{notebook}.ipynb and run its setup cell, then run this command again; "
             "`python -m helpers db status` lists the databases that exist.",
         )
+
+
+# -- class ------------------------------------------------------------------------------
+def class_setup(args: argparse.Namespace) -> int:
+    from . import classroom
+
+    target = resolve()
+    made = asyncio.run(classroom.setup(target, args.learner, args.shared_role, args.out))
+    print(f"roles ready on {target.label()}: {', '.join(sorted({one.role for one in made}))}, "
+          f"and the demo role {LEARNER_ROLE}")
+    print(f"class file: {args.out} (passwords inside: readable by you only)")
+    if args.templates:
+        for one in made:
+            began = time.perf_counter()
+            learner = classroom.learner_target(target, one)
+            name = asyncio.run(databases.ensure_template(target=learner))
+            print(f"template ready: {name}, built as {one.role} ({time.perf_counter() - began:.1f} s)")
+    return 0
+
+
+def class_prefix(args: argparse.Namespace) -> int:
+    from .classroom import hub_name, hub_prefix
+
+    for name in args.names:
+        print(f"{name}: JupyterHub lists {hub_name(name)!r}; prefix {hub_prefix(name)}")
+    return 0
 
 
 # -- notebooks, doctor ------------------------------------------------------------------

@@ -37,7 +37,7 @@ from packaging.requirements import Requirement
 
 from ..config import REPO_ROOT
 
-EXTRAS = "lab,test,bench,dev,grading"
+EXTRAS = "lab,test,bench,dev,grading,hub"
 BINDER_EXTRAS = "lab,bench"  # what the notebooks need on Binder: no test, lint or grading tools
 PACKAGE = "asyncpg-course-helpers"
 BINDER_HEADER = """\
