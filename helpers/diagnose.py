@@ -250,10 +250,12 @@ def _find(error: BaseException | None, kind: type[BaseException]) -> BaseExcepti
 
 
 def _find_lost(error: BaseException | None) -> BaseException | None:
-    """In the course's own setup code any InterfaceError is a broken connection (it trips over its
-    state after a crash: "another operation is in progress"); in a learner's cell, only `is_lost`."""
+    """In the course's own setup code a connection that trips over its state after a crash ("another
+    operation is in progress") is broken too; in a learner's cell, only `is_lost`.  Any other
+    InterfaceError (a pool's connection used after its release, say) is a mistake in the code
+    that raised it, not a lost connection, and is left to speak for itself."""
     for link in _chain(error):
-        if is_lost(link) or isinstance(link, asyncpg.InterfaceError):
+        if is_lost(link) or (isinstance(link, asyncpg.InterfaceError) and "another operation is in progress" in str(link)):
             return link
     return None
 
