@@ -24,6 +24,7 @@ pytest_plugins = [
     "tests.exercise_probes",  # each exercise tried wrong and right in its notebook's nbval kernel
     "tests.kernels",  # nbval's kernels on Unix sockets: no TCP port races when many start at once
     "tests.async_tests",  # `async def test_…` runs in asyncio.run
+    "tests.pgbouncer_cells",  # notebook 11's PgBouncer cells skip, with the reason, where it is missing
 ]
 
 _BEFORE: dict[str, tuple[int, str]] = {}

@@ -6,6 +6,7 @@ Notebooks import from here and nowhere deeper:
     DSN = await notebook_database("04_connection_pools")     # a fresh clone of the seeded template
 """
 
+from .config import work_dir
 from .connection import LEARNER_PASSWORD, LEARNER_ROLE, connect, connected, learner_dsn, server_dsn
 from .databases import (
     course_databases,
@@ -16,12 +17,14 @@ from .databases import (
     notebook_database,
     template_fingerprint,
 )
+from .dsn import mask
 from .errors import ConfigError, CourseError, ServerError
-from .exercises import check, is_stub
+from .exercises import check, is_stub, queries_sent
 from .generators import take
 from .schema import PRODUCT_QUERY, STATEMENTS, TABLES, create_schema
-from .seed import Dataset, generate_dataset, load_with_copy, load_with_executemany, load_words
-from .tracebacks import install_short_tracebacks  # importing it shortens tracebacks in IPython
+from .seed import WORDS_FILE, Dataset, generate_dataset
+from .tracebacks import install_short_tracebacks, log_exceptions_briefly  # importing it shortens tracebacks in IPython
+from .watched import Watched
 
 # pandas and matplotlib take most of a second to import: load them when a notebook first asks
 # for a timing or plotting helper, not for `python -m helpers db stop`.
@@ -47,11 +50,13 @@ __all__ = [
     "PRODUCT_QUERY",
     "STATEMENTS",
     "TABLES",
+    "WORDS_FILE",
     "ConfigError",
     "CourseError",
     "Dataset",
     "ServerError",
     "Timings",
+    "Watched",
     "async_timed",
     "check",
     "connect",
@@ -68,14 +73,15 @@ __all__ = [
     "is_stub",
     "lab",
     "learner_dsn",
-    "load_with_copy",
-    "load_with_executemany",
-    "load_words",
+    "log_exceptions_briefly",
+    "mask",
     "notebook_database",
     "plot_comparison",
     "plot_sweep",
     "plot_timeline",
+    "queries_sent",
     "server_dsn",
     "take",
     "template_fingerprint",
+    "work_dir",
 ]

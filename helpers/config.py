@@ -24,6 +24,12 @@ PGDATA_VAR = "COURSE_PGDATA"
 PREFIX_VAR = "COURSE_DB_PREFIX"
 #: Set by JupyterHub for each learner's server: in a container every OS user is `jovyan`.
 JUPYTERHUB_USER_VAR = "JUPYTERHUB_USER"
+#: The password of notebook 01's demo role on a class server, chosen by the instructor
+#: (`course class setup`) and handed to every learner's server by the spawner.
+DEMO_PASSWORD_VAR = "COURSE_DEMO_PASSWORD"
+#: Where a learner's files go (benchmark figures, plots): default build/ in the course folder
+#: when this user may write there, else ~/asyncpg-course-work.
+WORK_DIR_VAR = "COURSE_WORK_DIR"
 
 #: Every variable the resolved target depends on (getpass reads the last four).
 WATCHED_VARS = (DATABASE_URL_VAR, PGDATA_VAR, PREFIX_VAR, JUPYTERHUB_USER_VAR, "LOGNAME", "USER", "LNAME", "USERNAME")
@@ -35,7 +41,36 @@ def database_url() -> str | None:
 
 
 def pgdata_dir() -> Path:
-    return Path(os.environ.get(PGDATA_VAR) or REPO_ROOT / ".pgdata").expanduser().resolve()
+    """COURSE_PGDATA, a relative one taken from the repository's folder (never the current one).
+
+    Kernels run in notebooks/, the shell anywhere: resolved against the current folder, one
+    setting would name a second cluster for each of them.
+    """
+    path = Path(os.environ.get(PGDATA_VAR) or ".pgdata").expanduser()
+    return (REPO_ROOT / path).resolve()  # an absolute path replaces REPO_ROOT
+
+
+def demo_password() -> str | None:
+    """The demo role's password the instructor chose, or None (then the course's public one)."""
+    return os.environ.get(DEMO_PASSWORD_VAR) or None
+
+
+def work_dir(*parts: str) -> Path:
+    """A folder this learner may write to, made if missing: `work_dir("bench")`.
+
+    On JupyterHub the course folder is shared and read-only for learners, so its build/ is no
+    place for one learner's files; each learner's home is.
+    """
+    explicit = os.environ.get(WORK_DIR_VAR)
+    if explicit:
+        base = Path(explicit).expanduser().resolve()
+    elif os.access(REPO_ROOT, os.W_OK) and (not (REPO_ROOT / "build").exists() or os.access(REPO_ROOT / "build", os.W_OK)):
+        base = REPO_ROOT / "build"
+    else:
+        base = Path.home() / "asyncpg-course-work"
+    folder = base.joinpath(*parts)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def prefix_and_source() -> tuple[str, str]:

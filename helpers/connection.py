@@ -6,7 +6,6 @@ turns each way a connection can fail into one paragraph that names that server.
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -14,14 +13,9 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import asyncpg
 
-from .errors import ConfigError, ServerError
-from .target import Target, hide_password, parse_url, resolve
-
-CONNECT_TIMEOUT = 5.0
-
-
-class NotListening(ServerError):
-    """Nothing answers at the server's address: for the embedded server, a start fixes it."""
+from . import config, diagnose
+from .diagnose import CONNECT_TIMEOUT, NotListening
+from .target import Target, parse_url, resolve
 
 
 def server_dsn(database: str = "postgres") -> str:
@@ -38,37 +32,14 @@ async def connect(dsn: str, **kwargs: Any) -> asyncpg.Connection:
     target = resolve()
     if not target.embedded:
         parse_url(dsn)
-    where = f"{hide_password(dsn)} ({target.kind})"
     try:
         connection: asyncpg.Connection = await asyncpg.connect(dsn, timeout=CONNECT_TIMEOUT, **kwargs)
         return connection
-    except asyncpg.InvalidPasswordError:
-        raise ServerError(f"The server at {where} refused the password.", target.login_advice()) from None
-    except asyncpg.InvalidAuthorizationSpecificationError as error:
-        raise ServerError(f"The server at {where} refused the login: {error}.",
-                          target.login_advice() + " Or ask the server's owner for a role.") from None
-    except asyncpg.InvalidCatalogNameError:
-        database = urlsplit(dsn).path.lstrip("/") or "postgres"
-        raise ServerError(f"The database {database!r} does not exist on {target.label()}.",
-                          "run the setup cell of the notebook that uses it (it creates the database), "
-                          "or `python -m helpers db reset` to rebuild the course's databases.") from None
-    except asyncpg.CannotConnectNowError as error:
-        raise ServerError(f"The server at {where} is not accepting connections now ({error}): "
-                          "it is starting up, shutting down or in recovery.",
-                          "wait a few seconds and run the cell again; `python -m helpers db status` tells when it is up.") from None
-    except (ConnectionRefusedError, FileNotFoundError, socket.gaierror) as error:
-        target.forget_running()
-        raise NotListening(f"No PostgreSQL server is listening at {where} ({error.strerror or error}).",
-                           target.start_advice()) from None
-    except TimeoutError:
-        raise ServerError(f"The server at {where} did not answer within {CONNECT_TIMEOUT:.0f} s.",
-                          "check that the host and port in DATABASE_URL are right and reachable. "
-                          + target.start_advice()) from None
-    except OSError as error:
-        raise ServerError(f"Could not reach {where}: {error}.", target.start_advice()) from None
-    except ValueError as error:
-        raise ConfigError(f"The DSN {hide_password(dsn)!r} cannot be used: {error}.",
-                          "fix DATABASE_URL (postgresql://USER:PASSWORD@HOST:PORT/DATABASE).") from None
+    except Exception as error:
+        paragraph = await diagnose.connect_failure(error, dsn, target)
+        if paragraph is None:
+            raise
+        raise paragraph from None
 
 
 #: What asyncpg raises when the server goes away in the middle of a statement (kill -9, OOM, a stop).
@@ -87,32 +58,17 @@ async def connected(dsn: str, **kwargs: Any) -> AsyncIterator[asyncpg.Connection
 
 
 @asynccontextmanager
-async def lost_connection_explained(target: Target, doing: str) -> AsyncIterator[None]:
-    """Turn "the server went away while `doing`" into one paragraph: what happened, what to do."""
+async def explained(target: Target, doing: str) -> AsyncIterator[None]:
+    """Turn a failure while `doing` (a step of a setup cell) into one paragraph from its real cause:
+    the server went away or crashed, its disk is full, the role lacks a privilege (`helpers.diagnose`)."""
+    since = diagnose.log_offset(target)
     try:
         yield
     except Exception as error:
-        cause = _lost(error)
-        if cause is None:
+        paragraph = await diagnose.setup_failure(error, target, doing, since)
+        if paragraph is None:
             raise
-        target.forget_running()
-        raise ServerError(
-            f"The connection to {target.label()} was lost while {doing} ({type(cause).__name__}: {cause}); "
-            "the server stopped or crashed. Nothing is lost: databases are only swapped in when complete, "
-            "and a half-built copy is dropped on the next try.",
-            "run the cell (or command) again: " + ("the embedded server is restarted and recovers on its own."
-                                                   if target.embedded else "once that server is back up."),
-        ) from None
-
-
-def _lost(error: BaseException | None) -> BaseException | None:
-    """The connection-lost error behind `error`, if any (asyncpg may raise another one on top of it)."""
-    seen = 0
-    while error is not None and seen < 10:
-        if isinstance(error, CONNECTION_LOST):
-            return error
-        error, seen = error.__cause__ or error.__context__, seen + 1
-    return None
+        raise paragraph from None
 
 
 async def _close(conn: asyncpg.Connection) -> None:
@@ -146,29 +102,57 @@ async def admin(target: Target | None = None) -> AsyncIterator[asyncpg.Connectio
 
 LEARNER_ROLE = "course_learner"
 LEARNER_PASSWORD = "learner"  # a documented local development password, not a secret
+#: The comment `course class setup` puts on the demo role: its password is the instructor's, never reset here.
+CLASS_ROLE_COMMENT = "course class setup: notebook 01's demo role; password chosen by the instructor"
 
 
-async def learner_dsn(database: str, password: str = LEARNER_PASSWORD) -> str:
-    """A DSN that logs in as `course_learner` with `password`, for showing what a wrong one does.
+async def learner_dsn(database: str, password: str | None = None) -> str:
+    """A DSN that logs in to `database` as `course_learner`, for showing what a wrong password does.
 
-    The role (password `learner`) is created or reset on the course's server, embedded or
-    not; a server role without the right to create roles gets a message saying what to ask for.
+    Without `password`, the right one: on a server of the learner's own the role is created
+    or reset with the public password `learner`; on a class server the instructor made it with
+    `course class setup`, and the spawner hands its password over as COURSE_DEMO_PASSWORD.
+    Where the role cannot be used, a one-line note says why and the DSN logs in as the
+    learner's own role instead, so the demo still meets a real server's answer.
     """
     target = resolve()
+    chosen = config.demo_password()
     async with admin(target) as conn:
-        await _ensure_learner_role(conn)
+        problem = await _ensure_learner_role(conn, reset=chosen is None)
+        if not problem and not target.embedded and database.startswith(f"{target.prefix}__"):
+            # the learner's databases admit only their owner: this one admits the demo role too
+            await conn.execute(await conn.fetchval("SELECT format('GRANT CONNECT ON DATABASE %I TO %I', $1::text, $2::text)",
+                                                   database, LEARNER_ROLE))
     parts = urlsplit(target.dsn(database))
     host = parts.netloc.rpartition("@")[2]
-    netloc = f"{LEARNER_ROLE}:{quote(password, safe='')}@{host}"
+    if problem:
+        print(f"Note: {problem}; this demo logs in as your own role instead.")
+        if password is None:
+            return target.dsn(database)
+        return urlunsplit(parts._replace(netloc=f"{quote(parts.username or '', safe='')}:{quote(password, safe='')}@{host}"))
+    right = chosen or LEARNER_PASSWORD
+    netloc = f"{LEARNER_ROLE}:{quote(right if password is None else password, safe='')}@{host}"
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-async def _ensure_learner_role(admin: asyncpg.Connection) -> None:
-    """Create or reset the role; an advisory lock keeps two learners' kernels from racing on it."""
+async def _ensure_learner_role(admin: asyncpg.Connection, *, reset: bool) -> str | None:
+    """Make the role usable with the public password if `reset` may; None when usable, else why not.
+
+    An advisory lock keeps two learners' kernels from racing on it; a role `course class setup`
+    made keeps the instructor's password.
+    """
+    exists = False
     try:
         async with admin.transaction():
             await admin.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"course-role:{LEARNER_ROLE}")
-            exists = await admin.fetchval("SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = $1)", LEARNER_ROLE)
+            row = await admin.fetchrow("SELECT oid FROM pg_roles WHERE rolname = $1", LEARNER_ROLE)
+            exists = row is not None
+            by_class = row is not None and await admin.fetchval(
+                "SELECT shobj_description($1, 'pg_authid') = $2", row["oid"], CLASS_ROLE_COMMENT)
+            if not reset:  # the instructor's role, if it exists: its password is COURSE_DEMO_PASSWORD
+                return None if exists else _unusable(exists=False)
+            if by_class:
+                return _unusable(exists=True)
             # CREATE/ALTER ROLE take no $-parameters; format() quotes the name and password on the server.
             statement = await admin.fetchval(
                 "SELECT format($1, $2::text, $3::text)",
@@ -176,9 +160,14 @@ async def _ensure_learner_role(admin: asyncpg.Connection) -> None:
                 LEARNER_ROLE, LEARNER_PASSWORD)
             await admin.execute(statement)
     except asyncpg.InsufficientPrivilegeError:
-        if exists:
-            return  # someone with the right made it; trust its password is the documented one
-        raise ServerError(
-            f"The role in DATABASE_URL may not create roles, and the role {LEARNER_ROLE!r} does not exist.",
-            f"ask the server's owner to run: CREATE ROLE {LEARNER_ROLE} LOGIN PASSWORD '{LEARNER_PASSWORD}';",
-        ) from None
+        # someone with the right made it before: trust its password is the documented one
+        return None if exists else _unusable(exists=False)
+    return None
+
+
+def _unusable(*, exists: bool) -> str:
+    if not exists:
+        return (f"the class server has no role {LEARNER_ROLE!r} and yours may not create it "
+                "(the instructor makes it with `course class setup`)")
+    return (f"the role {LEARNER_ROLE!r} has a password chosen by the instructor, and "
+            f"{config.DEMO_PASSWORD_VAR} is not set here (the class's spawner sets it)")

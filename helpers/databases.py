@@ -35,7 +35,7 @@ from typing import Any
 import asyncpg
 
 from . import config, names, schema, seed
-from .connection import CONNECTION_LOST, admin, connected, lost_connection_explained
+from .connection import CONNECTION_LOST, admin, connected, explained
 from .target import Target, resolve
 
 _TEMPLATE_SOURCES = [Path(schema.__file__), Path(seed.__file__), seed.WORDS_FILE, Path(__file__)]
@@ -79,23 +79,61 @@ class Recorded:
 async def notebook_database(notebook: str, *, seeded: bool = True, target: Target | None = None) -> str:
     """A fresh database for one notebook (dropped and re-created on every call); return its DSN.
 
+    Called again while the notebook's variables hold connections to its database (a setup
+    cell run again), it closes them (the server has ended them) and says which cells to run
+    next; the first run prints nothing.
+
     seeded=True clones the template (schema and the chapter's data); seeded=False gives an
     empty database, for the notebooks that build the schema themselves.
     """
     target = target or resolve()
     name = target.database(notebook)
-    async with lost_connection_explained(target, f"making {name}"), admin(target) as conn:
+    async with explained(target, f"making {name}"), admin(target) as conn:
+        held = _held_connections(await conn.fetchval(
+            "SELECT array_agg(pid) FROM pg_stat_activity WHERE datname = $1", name) or [])
         if not seeded:
-            await _recreate(conn, name, "template0")
-            return target.dsn(name)
-        async with _template_lock(conn, target):
-            recorded = await _ensure_template(conn, target)
-            await _recreate(conn, name, target.template())
-            drift = _drift(recorded.state, await quick_state_of(target.dsn(name)))
-            if drift:
-                await _rebuild_drifted(conn, target, drift)
-                await _recreate(conn, name, target.template())
+            await _recreate(conn, name, "template0", private=not target.embedded)
+        else:
+            async with _template_lock(conn, target):
+                recorded = await _ensure_template(conn, target)
+                await _recreate(conn, name, target.template(), private=not target.embedded)
+                drift = _drift(recorded.state, await quick_state_of(target.dsn(name)))
+                if drift:
+                    await _rebuild_drifted(conn, target, drift)
+                    await _recreate(conn, name, target.template(), private=not target.embedded)
+    if held:  # the server has closed them: say so now, not at the next query
+        for connection in held.values():
+            with contextlib.suppress(asyncpg.InterfaceError):  # a pool's connection the pool already let go
+                connection.terminate()
+        print(_what_to_run_next(notebook, list(held)))
     return target.dsn(name)
+
+
+def _what_to_run_next(notebook: str, closed: list[str]) -> str:
+    """What a setup cell run again says, when the drop closed connections the notebook holds."""
+    names = [f"`{name}`" for name in closed]
+    held = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+    return (f"The database of {notebook} was made anew, and {held} (open on the old one) "
+            f"{'is' if len(closed) == 1 else 'are'} closed now. Run the cells below this one again, in order, "
+            "before going on (JupyterLab: click the next cell, then Run > Run Selected Cell and All Below).")
+
+
+def _held_connections(pids: list[int]) -> dict[str, asyncpg.Connection]:
+    """The notebook's variables (in IPython; none elsewhere) that hold an open connection to one of `pids`."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    variables: dict[str, object] = dict(getattr(shell, "user_ns", {}))
+    return {name: value for name, value in variables.items()
+            if not name.startswith("_") and isinstance(value, asyncpg.Connection) and _open_on(value, pids)}
+
+
+def _open_on(connection: asyncpg.Connection, pids: list[int]) -> bool:
+    """Open, on one of `pids`.  A variable may also hold a pool's connection (it passes isinstance):
+    borrowed, it counts; given back to the pool, every call raises, and it is the pool's, not ours."""
+    try:
+        return not connection.is_closed() and connection.get_server_pid() in pids
+    except asyncpg.InterfaceError:  # "connection has been released back to the pool"
+        return False
 
 
 async def ensure_template(*, progress: bool = False, force: bool = False, verify: bool = False,
@@ -106,7 +144,7 @@ async def ensure_template(*, progress: bool = False, force: bool = False, verify
     anything differs from what was recorded at build time.
     """
     target = target or resolve()
-    async with (lost_connection_explained(target, f"building {target.template()}"), admin(target) as conn,
+    async with (explained(target, f"building {target.template()}"), admin(target) as conn,
                 _template_lock(conn, target)):
         recorded = await _ensure_template(conn, target, progress=progress, force=force)
         if verify:
@@ -254,8 +292,13 @@ async def _build(conn: asyncpg.Connection, target: Target, *, progress: bool) ->
     name, scratch = target.template(), names.build_name(target.prefix)
     await drop_database(conn, scratch)
     await _ddl(conn, "CREATE DATABASE %I TEMPLATE template0", scratch)
-    async with connected(target.dsn(scratch)) as build:
-        recorded = await _watched(build, _fill(build, progress=progress))
+    try:
+        async with connected(target.dsn(scratch)) as build:
+            recorded = await _watched(build, _fill(build, progress=progress))
+    except asyncpg.PostgresError:
+        with contextlib.suppress(Exception):  # the error that stopped the build is the one to report
+            await drop_database(conn, scratch)  # frees its disk now: a full disk is one way to get here
+        raise
     await _checkpoint(conn)
     await drop_database(conn, name)
     await _ddl(conn, "ALTER DATABASE %I RENAME TO %I", scratch, name)
@@ -355,9 +398,12 @@ async def _comment(conn: asyncpg.Connection, name: str) -> str | None:
     return comment
 
 
-async def _recreate(conn: asyncpg.Connection, name: str, template: str) -> None:
+async def _recreate(conn: asyncpg.Connection, name: str, template: str, *, private: bool = False) -> None:
+    """Drop and create `name`; `private`: on a shared server, only its owner (and superusers) may connect."""
     await _ddl(conn, "DROP DATABASE IF EXISTS %I WITH (FORCE)", name)
     await _ddl(conn, "CREATE DATABASE %I TEMPLATE %I", name, template)
+    if private:
+        await _ddl(conn, "REVOKE CONNECT, TEMPORARY ON DATABASE %I FROM PUBLIC", name)
 
 
 async def _ddl(conn: asyncpg.Connection, statement: str, *values: str) -> None:

@@ -19,10 +19,14 @@ from __future__ import annotations
 import asyncio
 import dis
 import inspect
+import re
 import sys
 import traceback
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
 from typing import Any
+
+import asyncpg
 
 _EMPTY_BODY_OPS = {"RESUME", "NOP", "CACHE", "RETURN_GENERATOR", "POP_TOP", "RETURN_VALUE", "RETURN_CONST",
                    "LOAD_CONST", "COPY_FREE_VARS", "MAKE_CELL"}
@@ -55,30 +59,91 @@ def _failed_line(failure: AssertionError) -> str:
     return f"this check failed: {line}" if line else "an assertion of the check failed"
 
 
-async def check(number: int, test: Callable[[], Awaitable[None] | None], *answers: str) -> None:
+async def check(number: int, test: Callable[[], Awaitable[None] | None], *answers: str, graded: bool = False) -> None:
     """Run `test` on the learner's answers (the names they define) and say how it went.
 
     It prints in every case and returns nothing (a value would show as the cell's Out[]); it
-    raises only what the learner could not mean (KeyboardInterrupt, SystemExit).
+    raises only what the learner could not mean (KeyboardInterrupt, SystemExit).  With
+    `graded=True` (the autograder's test cells, see `helpers.admin.assignments`) it also
+    raises `ExerciseNotPassed` unless the answer passed, since nbgrader counts a test cell as
+    failed only when it raises.
     """
+    if not await _run_check(number, test, answers) and graded:
+        raise ExerciseNotPassed(f"Exercise {number} did not pass: see the message above")
+
+
+class ExerciseNotPassed(AssertionError):
+    """An autograded check whose answer is missing or wrong (the printed message says which)."""
+
+
+async def _run_check(number: int, test: Callable[[], Awaitable[None] | None], answers: tuple[str, ...]) -> bool:
+    """Print what `check` says; True when the exercise passed."""
     namespace = test.__globals__
     missing = [name for name in answers if name not in namespace]
     if missing:
-        return _not_answered(number, f"`{missing[0]}` is not defined")
+        _not_answered(number, f"`{missing[0]}` is not defined")
+        return False
     stubs = [name for name in answers if is_stub(namespace[name])]
     if stubs:
         stub = stubs[0]
-        return _not_answered(number, f"the body of `{stub}` is still `...`" if callable(namespace[stub])
-                             else f"`{stub}` is still `...`")
+        _not_answered(number, f"the body of `{stub}` is still `...`" if callable(namespace[stub])
+                      else f"`{stub}` is still `...`")
+        return False
     try:
         outcome = test()
         if inspect.isawaitable(outcome):
             await outcome
     except NotImplementedError:
-        return _not_answered(number, "your code raises NotImplementedError")
+        _not_answered(number, "your code raises NotImplementedError")
+        return False
     except AssertionError as failure:
-        return _wrong(number, str(failure) or _failed_line(failure))
+        _wrong(number, str(failure) or _failed_line(failure))
+        return False
     except (Exception, asyncio.CancelledError) as error:
         message = f": {error}" if str(error) else ""
-        return _wrong(number, f"your code raised {type(error).__name__}{message}")
+        _wrong(number, f"your code raised {type(error).__name__}{message}")
+        return False
     print(f"Exercise {number} passed")
+    return True
+
+
+@asynccontextmanager
+async def queries_sent(conn: asyncpg.Connection) -> AsyncIterator[list[str]]:
+    """The text of each query `conn` sends inside the block (its query logger), so that a check
+    can see *how* an answer worked: one `BEGIN`, a `SAVEPOINT` per step, `READ ONLY`.  The
+    logger sees `execute`, the `fetch` family and `executemany` (and so every statement a
+    `transaction()` block sends); not cursors, prepared statements or COPY."""
+    sent: list[str] = []
+
+    def record(query: Any) -> None:
+        sent.append(query.query)
+
+    conn.add_query_logger(record)
+    try:
+        yield sent
+    finally:
+        await asyncio.sleep(0)  # asyncpg calls a logger soon after each query: let the last one run
+        conn.remove_query_logger(record)
+
+
+# -- an exercise's cells, as the notebooks mark them ---------------------------------------
+# Each exercise cell carries `{"course": {"exercise": N, "role": "answer" | "check" | "solution"}}`
+# in its metadata; the exercise probes (tests/exercise_probes.py) and the nbgrader edition
+# (helpers/admin/assignments.py) both find the cells by it.
+ExerciseRole = tuple[int, str]
+_SOLUTION_BLOCK = re.compile(r"```python\n(.*?)\n```", re.S)
+
+
+def exercise_role(cell: Mapping[str, Any]) -> ExerciseRole | None:
+    """(exercise number, "answer" | "check" | "solution") from a cell's `course` metadata."""
+    course = cell.get("metadata", {}).get("course", {})
+    return (course["exercise"], course["role"]) if "exercise" in course else None
+
+
+def solution_code(markdown: str) -> str:
+    """The reference solution: the python block inside a solution cell's folded <details>."""
+    found = _SOLUTION_BLOCK.search(markdown)
+    if not found:
+        raise ValueError(f"no python block in the solution cell: {markdown[:200]!r}")
+    return found.group(1)
+

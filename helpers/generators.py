@@ -1,4 +1,4 @@
-"""Small async-generator tools for streaming query results."""
+"""`take`, the async generator notebook 08 writes out in full, kept here for notebook 09 to import."""
 
 from __future__ import annotations
 

@@ -13,8 +13,11 @@ from pathlib import Path
 from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 from . import config, names
-from .admin.server import EmbeddedServer
+from .dsn import mask
 from .errors import ConfigError
+from .server import EmbeddedServer
+
+#: The DSN with every form of its password hidden, for messages (helpers.dsn says how).
 
 _CACHE: dict[tuple[str | None, ...], Target] = {}
 _STARTED: set[Path] = set()  # embedded data directories this process has seen ready
@@ -47,7 +50,7 @@ class Target:
         """The server in words, for messages: which one, and where."""
         if self.embedded:
             return f"the embedded server in {self.pgdata}"
-        return f"the server in DATABASE_URL ({hide_password(self.url or '')})"
+        return f"the server in DATABASE_URL ({mask(self.url or '')})"
 
     def dsn(self, database: str = "postgres") -> str:
         """The DSN of `database` on this server (nothing is started or checked)."""
@@ -112,21 +115,8 @@ def parse_url(url: str) -> SplitResult:
         parts = None
     if parts is None or parts.scheme not in ("postgres", "postgresql") or not (parts.hostname or "host=" in url):
         raise ConfigError(
-            f"DATABASE_URL is not a PostgreSQL URL: {hide_password(url)!r}.",
+            f"DATABASE_URL is not a PostgreSQL URL: {mask(url)!r}.",
             "use the form postgresql://USER:PASSWORD@HOST:PORT/DATABASE, "
             "e.g. postgresql://course:course@127.0.0.1:55432/postgres, or unset it to use the embedded server.",
         )
     return parts
-
-
-def hide_password(dsn: str) -> str:
-    """The DSN with its password hidden, for messages and `db status`."""
-    parts = urlsplit(dsn)
-    try:
-        password = parts.password
-    except ValueError:
-        return dsn
-    if password is None:
-        return dsn
-    netloc = parts.netloc.replace(f":{password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))

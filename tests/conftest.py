@@ -25,7 +25,7 @@ import psutil
 import pytest
 
 from helpers import drop_course_databases
-from helpers.admin.server import EmbeddedServer
+from helpers.server import EmbeddedServer
 from tests.ports import free_port
 
 TCP_PASSWORD = "course-test"

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from helpers.admin.server import EmbeddedServer, bin_dir
+from helpers.server import EmbeddedServer, bin_dir
 from tests.ports import free_port
 
 PASSWORD = "other-version"

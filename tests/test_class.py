@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from helpers import drop_course_databases, notebook_database, template_fingerprint
-from helpers.admin.server import EmbeddedServer
+from helpers.server import EmbeddedServer
 from tests.conftest import query
 
 pytestmark = pytest.mark.slow

@@ -16,14 +16,12 @@ from helpers import (
     database_name,
     fingerprint,
     generate_dataset,
-    load_with_copy,
-    load_with_executemany,
-    load_words,
     notebook_database,
     server_dsn,
     template_fingerprint,
 )
 from helpers.databases import ensure_template, template_name, template_version
+from helpers.seed import load_with_copy, load_with_executemany, load_words
 from tests.conftest import _query as _aquery
 from tests.conftest import query, value
 
@@ -71,6 +69,43 @@ async def _load_into(name: str, loader) -> dict:
         return await fingerprint(conn, sequences=True)
     finally:
         await conn.close()
+
+
+def test_a_setup_cell_run_again_closes_the_notebooks_connections_and_says_what_to_run(
+        prefix: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """In a kernel: the first run prints nothing; a second run ends the notebook's connections to its
+    own database (not to others), closes their objects at once and names the cells to run next."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    try:
+        asyncio.run(_run_setup_twice(shell.user_ns))
+    finally:
+        InteractiveShell.clear_instance()
+    first, second = capsys.readouterr().out.split("--\n")
+    assert first == ""
+    assert second.startswith("The database of rerun was made anew, and `connection` and `borrowed` (open on the old one) are closed now.")
+    assert "Run the cells below this one again, in order" in second and "`elsewhere`" not in second
+
+
+async def _run_setup_twice(namespace: dict) -> None:
+    dsn = await notebook_database("rerun", seeded=False)
+    print("--")
+    namespace["connection"] = connection = await asyncpg.connect(dsn)
+    namespace["elsewhere"] = elsewhere = await asyncpg.connect(server_dsn())
+    pool = await asyncpg.create_pool(dsn, min_size=2, max_size=2)
+    async with pool.acquire() as given_back:  # a variable left holding a connection the pool took back
+        namespace["given_back"] = given_back
+    namespace["borrowed"] = borrowed = await pool.acquire()
+    try:
+        await notebook_database("rerun", seeded=False)
+        assert connection.is_closed() and not elsewhere.is_closed()
+        assert await elsewhere.fetchval("SELECT 1") == 1
+        with pytest.raises(asyncpg.InterfaceError):  # closed, or taken back by its pool: not usable
+            await borrowed.fetchval("SELECT 1")
+    finally:
+        await elsewhere.close()
+        pool.terminate()
 
 
 def test_each_call_gives_a_fresh_clone(prefix: str) -> None:

@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import asyncpg
 import pytest
 
 from helpers import ConfigError, CourseError, ServerError, connect, drop_course_databases, names, notebook_database, server_dsn
-from helpers.admin.server import EmbeddedServer, binary
+from helpers.databases import ensure_template
+from helpers.server import EmbeddedServer, binary
 from helpers.target import resolve
-from tests.conftest import TCP_PASSWORD, free_port, value
+from helpers.tracebacks import short_traceback
+from tests.conftest import TCP_PASSWORD, free_port, query, server_directory, value
+from tests.test_faults import until_closed
 
 BOUND = 10.0
 
@@ -196,3 +200,220 @@ def test_doctor_says_what_to_do_when_the_server_is_unreachable() -> None:
     assert result.returncode == 1
     server_line = next(line for line in result.stdout.splitlines() if line.split()[1:2] == ["server"])
     assert server_line.startswith("FAIL") and "What to do:" in server_line and "docker compose" in server_line
+
+
+# -- down, unreachable, TLS ----------------------------------------------------------------
+def test_a_server_that_is_down_is_down_on_every_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A closed port (Docker not started): the setup cell and `course db start` say so, not "lost"."""
+    url = f"postgresql://u:secret@127.0.0.1:{free_port()}/postgres"
+    monkeypatch.setenv("DATABASE_URL", url)
+    error = raises_quickly(ServerError, "No PostgreSQL server is listening at postgresql://u:\\*\\*\\*@127.0.0.1",
+                           lambda: asyncio.run(notebook_database("down")))
+    assert "lost" not in str(error) and "(connection refused)" in str(error) and "secret" not in str(error)
+    started = cli("db", "start", env={"DATABASE_URL": url})
+    assert started.returncode == 1 and "server ready" not in started.stdout
+    assert started.stderr.startswith("error: No PostgreSQL server is listening"), started.stderr
+    localhost = cli("db", "start", env={"DATABASE_URL": url.replace("127.0.0.1", "localhost")})
+    assert "No PostgreSQL server is listening" in localhost.stderr  # both addresses refused: still "down"
+
+
+def test_a_host_that_never_answers_is_unreachable_not_down(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A port that accepts TCP but never speaks (a hung server, a black-holing middlebox)."""
+    import socket
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        monkeypatch.setenv("DATABASE_URL", f"postgresql://u:p@127.0.0.1:{silent.getsockname()[1]}/postgres")
+        error = raises_quickly(ServerError, "Nothing at .* answered within 5 s",
+                               lambda: asyncio.run(notebook_database("silent")))
+    assert "unreachable" in str(error) and "lost" not in str(error)
+
+
+def test_tls_asked_of_a_server_without_it(tcp_server: EmbeddedServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The embedded binaries have no TLS: sslmode=require, in the URL or in PGSSLMODE, is named as the cause."""
+    monkeypatch.setenv("DATABASE_URL", tcp_server.dsn() + "?sslmode=require")
+    error = raises_quickly(ServerError, "does not offer TLS", lambda: asyncio.run(notebook_database("tls")))
+    assert "sslmode=require (from the DSN)" in str(error) and "lost" not in str(error)
+    monkeypatch.setenv("DATABASE_URL", tcp_server.dsn())
+    monkeypatch.setenv("PGSSLMODE", "require")
+    error = raises_quickly(ServerError, "does not offer TLS", lambda: asyncio.run(notebook_database("tls")))
+    assert "from the environment variable PGSSLMODE" in str(error)
+
+
+def test_pgsslmode_require_does_not_break_the_embedded_server(scratch_server: EmbeddedServer,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Over its Unix socket TLS does not apply: the server starts and the notebooks work (it used to be
+    reported as "the data directory is locked by a PostgreSQL server … kill N")."""
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.setenv("COURSE_PGDATA", str(scratch_server.pgdata))
+    monkeypatch.setenv("PGSSLMODE", "require")
+    started = time.monotonic()
+    dsn = asyncio.run(notebook_database("ssl_env", seeded=False))
+    assert time.monotonic() - started < BOUND
+    assert value(dsn, "SELECT current_database()").endswith("__ssl_env")
+
+
+# -- roles ---------------------------------------------------------------------------------
+@pytest.fixture
+def role_on_tcp(tcp_server: EmbeddedServer, prefix: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., str]]:
+    """Make a login role on the TCP server (as its superuser) and point DATABASE_URL at it; dropped afterwards."""
+    made: list[str] = []
+
+    def make(*attributes: str) -> str:
+        role = f"r_{os.urandom(3).hex()}"
+        query(tcp_server.dsn(), f"CREATE ROLE {role} LOGIN PASSWORD 'pw' {' '.join(attributes)}")
+        made.append(role)
+        url = tcp_server.dsn().replace(f"postgres:{TCP_PASSWORD}@", f"{role}:pw@")
+        monkeypatch.setenv("DATABASE_URL", url)
+        return role
+
+    yield make
+    monkeypatch.setenv("DATABASE_URL", tcp_server.dsn())
+    asyncio.run(drop_course_databases())
+    for role in made:
+        query(tcp_server.dsn(), f"DROP OWNED BY {role}")
+        query(tcp_server.dsn(), f"DROP ROLE {role}")
+
+
+def advised_sql(error: CourseError) -> str:
+    return error.todo.split("run: ", 1)[1].split(" Then ", 1)[0]
+
+
+def run_as_superuser(server: EmbeddedServer, sql: str) -> None:
+    for statement in filter(None, (part.strip() for part in sql.split(";"))):
+        query(server.dsn(), statement)
+
+
+def test_a_role_without_createdb(tcp_server: EmbeddedServer, role_on_tcp: Callable[..., str]) -> None:
+    role = role_on_tcp()
+    error = raises_quickly(ServerError, f"The role '{role}' .* may not create databases",
+                           lambda: asyncio.run(notebook_database("x", seeded=False)))
+    assert advised_sql(error) == f"ALTER ROLE {role} CREATEDB;"
+    run_as_superuser(tcp_server, advised_sql(error))  # the advice, taken literally, is enough
+    asyncio.run(notebook_database("x", seeded=False))
+
+
+def test_a_database_of_the_prefix_owned_by_another_role(tcp_server: EmbeddedServer, prefix: str,
+                                                        role_on_tcp: Callable[..., str]) -> None:
+    query(tcp_server.dsn(), f"CREATE DATABASE {prefix}__x")  # made by the superuser, e.g. a pre-class script
+    role = role_on_tcp("CREATEDB")
+    error = raises_quickly(ServerError, f"The database {prefix}__x belongs to the role 'postgres', not to '{role}'",
+                           lambda: asyncio.run(notebook_database("x", seeded=False)))
+    assert advised_sql(error) == f"ALTER DATABASE {prefix}__x OWNER TO {role};"
+    run_as_superuser(tcp_server, advised_sql(error))
+    asyncio.run(notebook_database("x", seeded=False))
+
+
+def test_a_template_built_by_another_role(tcp_server: EmbeddedServer, prefix: str,
+                                          role_on_tcp: Callable[..., str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The instructor pre-built the learner's template as the superuser: its tables are the superuser's
+    in every clone, so the learner's role may not read them."""
+    monkeypatch.setenv("DATABASE_URL", tcp_server.dsn())
+    asyncio.run(ensure_template())
+    role = role_on_tcp("CREATEDB")
+    error = raises_quickly(ServerError, f"The role '{role}' may not read brand in its copy of {prefix}__eshop__template",
+                           lambda: asyncio.run(notebook_database("x")))
+    assert "built by the role 'postgres'" in str(error)
+    assert advised_sql(error) == (f"ALTER DATABASE {prefix}__eshop__template IS_TEMPLATE false; "
+                                  f"DROP DATABASE {prefix}__eshop__template;")
+    run_as_superuser(tcp_server, advised_sql(error))
+    assert value(asyncio.run(notebook_database("x")), "SELECT count(*) FROM sku") == 100_000  # built as the role
+
+
+# -- out of connections --------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def small_server() -> Iterator[EmbeddedServer]:
+    """A TCP server with 6 connection slots, 2 of them kept for superusers, and a role `learner`."""
+    with server_directory("small") as pgdata:
+        server = EmbeddedServer(pgdata, port=free_port(), password=TCP_PASSWORD)
+        server.start()
+        for statement in ("ALTER SYSTEM SET max_connections = 6", "ALTER SYSTEM SET superuser_reserved_connections = 2",
+                          "CREATE ROLE learner LOGIN CREATEDB PASSWORD 'pw'"):
+            query(server.dsn(), statement)
+        server.stop()
+        server.start()
+        yield server
+        server.stop()
+
+
+def learner_url(server: EmbeddedServer) -> str:
+    return server.dsn().replace(f"postgres:{TCP_PASSWORD}@", "learner:pw@")
+
+
+async def fill(dsn: str) -> list[asyncpg.Connection]:
+    """Open connections as `dsn`'s role until the server turns one away."""
+    held: list[asyncpg.Connection] = []
+    with contextlib.suppress(asyncpg.TooManyConnectionsError):
+        while len(held) < 20:
+            held.append(await asyncpg.connect(dsn))
+    return held
+
+
+def test_out_of_connections_in_a_setup_cell(small_server: EmbeddedServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", learner_url(small_server))
+
+    async def scenario() -> CourseError:
+        held = await fill(learner_url(small_server))
+        try:
+            assert len(held) == 4  # 6 slots, 2 kept for superusers
+            return await asyncio.to_thread(raises_quickly, ServerError, "turned a connection away",
+                                           lambda: asyncio.run(notebook_database("x", seeded=False)))
+        finally:
+            await asyncio.gather(*(conn.close() for conn in held))
+
+    error = asyncio.run(scenario())
+    text = str(error)
+    for needed in ("remaining connection slots are reserved", "max_connections", "superuser_reserved_connections",
+                   "up to 17 connections at once (04_connection_pools", "shut down the kernels", "ALTER SYSTEM SET max_connections", "restart"):
+        assert needed in text, (needed, text)
+
+
+def test_out_of_connections_in_a_learners_own_cell(small_server: EmbeddedServer,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The learner's own `asyncpg.connect(DSN)` (or create_pool) keeps asyncpg's error, and the short
+    traceback adds the course's paragraph; the superuser's reserved slots let it read the real numbers."""
+    monkeypatch.setenv("DATABASE_URL", small_server.dsn())
+
+    async def scenario() -> list[str]:
+        held = await fill(learner_url(small_server))
+        try:
+            with pytest.raises(asyncpg.TooManyConnectionsError) as info:
+                await asyncpg.create_pool(learner_url(small_server), min_size=1)
+            return await asyncio.to_thread(short_traceback, {}, info.type, info.value, info.tb)
+        finally:
+            await asyncio.gather(*(conn.close() for conn in held))
+
+    lines = asyncio.run(scenario())
+    assert "TooManyConnectionsError" in lines[-2]
+    assert lines[-1].startswith("\x1b[1mThe course:\x1b[0m ")
+    assert "max_connections = 6, 2 kept for superusers (superuser_reserved_connections); 4 are open now" in lines[-1]
+
+
+def test_a_learners_connection_ended_by_the_server(tcp_server: EmbeddedServer, via_url: str) -> None:
+    """pg_terminate_backend (an instructor's cleanup, a restart): the server is probed, not guessed at."""
+
+    async def scenario() -> str:
+        conn = await asyncpg.connect(via_url)
+        other = await asyncpg.connect(via_url)  # stays open: only one connection ends
+        await other.execute("SELECT pg_terminate_backend($1)", conn.get_server_pid())
+        await until_closed(conn)
+        with pytest.raises(asyncpg.InterfaceError, match="connection is closed") as info:
+            await conn.fetchval("SELECT 1")
+        await other.close()
+        return await asyncio.to_thread(lambda: short_traceback({}, info.type, info.value, info.tb)[-1])
+
+    hint = asyncio.run(scenario())
+    assert "This connection to the server is gone: The server takes connections again: it restarted, or only " \
+           "this connection was ended." in hint, hint
+    assert "run the notebook's setup cell again" in hint
+
+
+def test_errors_of_the_learners_own_code_get_no_course_hint(tmp_path: Path) -> None:
+    """A missing file or a reset socket elsewhere is not a database connection: asyncpg's frames decide."""
+    for error_type, action in ((FileNotFoundError, lambda: (tmp_path / "missing.csv").open()),
+                               (ConnectionResetError, lambda: (_ for _ in ()).throw(ConnectionResetError()))):
+        with pytest.raises(error_type) as info:
+            action()
+        lines = short_traceback({}, info.type, info.value, info.tb)
+        assert not any("The course:" in line for line in lines), lines

@@ -33,10 +33,7 @@ ALLOWED = {"core": {"core"}, "admin": {"core", "admin"}, "maintainers": {"core",
 ENTRY_POINTS = {"helpers.__main__", "helpers.admin.cli"}
 
 #: Known crossings, each with what removes it.  strict: once the crossing is gone, the mark must go too.
-KNOWN = {
-    # removed when the laptops branch's server move merges (helpers/admin/server.py -> helpers/server.py)
-    ("helpers.target", "helpers.admin.server"): "removed when the laptops branch's server move merges",
-}
+KNOWN: dict[tuple[str, str], str] = {}
 
 
 def module_name(path: Path) -> str:

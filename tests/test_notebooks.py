@@ -20,7 +20,7 @@ from tests.conftest import nbval_in
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = notebook_paths()
-EXPECTED = [f"{n:02d}" for n in range(1, 11)]
+EXPECTED = [f"{n:02d}" for n in range(1, 12)]
 
 
 def _cells(path: Path) -> list[dict]:

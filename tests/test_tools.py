@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
+import logging
 import re
 from collections.abc import AsyncIterator
 
@@ -21,9 +23,10 @@ from helpers import (
     plot_comparison,
     plot_sweep,
     plot_timeline,
+    queries_sent,
     take,
 )
-from helpers.tracebacks import short_traceback
+from helpers.tracebacks import log_exceptions_briefly, short_traceback
 
 pytestmark = pytest.mark.no_server  # no PostgreSQL needed: `make test-unit` runs this module
 
@@ -126,6 +129,45 @@ def test_plots_have_titles_labels_and_save(tmp_path) -> None:
     for fig, name in ((bars, "bars.png"), (lines, "lines.png")):
         fig.savefig(tmp_path / name)
         assert (tmp_path / name).read_bytes().startswith(b"\x89PNG")
+
+
+def test_plot_sweep_draws_a_band_for_the_spread() -> None:
+    fig = plot_sweep([1, 2, 4], {"median": [2, 3, 4]}, spread={"median": ([1, 2, 3], [3, 4, 6])}, title="sweep",
+                     xlabel="pool size", ylabel="queries per second")
+    (band,) = fig.axes[0].collections
+    low_high = band.get_paths()[0].vertices[:, 1]
+    assert low_high.min() == 1 and low_high.max() == 6
+
+
+def test_queries_sent_records_what_a_transaction_block_sends(prefix: str) -> None:
+    async def scenario() -> list[str]:
+        conn = await asyncpg.connect(await notebook_database("queries_sent"))
+        try:
+            outer = conn.transaction(isolation="repeatable_read", readonly=True)
+            async with queries_sent(conn) as sent, outer, conn.transaction():  # the second one: a savepoint
+                await conn.fetchval("SELECT 1")
+            await conn.fetchval("SELECT 2")  # after the block: not recorded
+            return sent
+        finally:
+            await conn.close()
+
+    sent = asyncio.run(scenario())
+    assert [re.sub(r"__asyncpg_savepoint_\w+__", "sp", query) for query in sent] == [
+        "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;", "SAVEPOINT sp;", "SELECT 1", "RELEASE SAVEPOINT sp;",
+        "COMMIT;"]
+
+
+def test_log_exceptions_briefly_logs_the_exception_without_frames() -> None:
+    log_exceptions_briefly()
+    stream = io.StringIO()
+    logging.getLogger().handlers[0].setStream(stream)  # type: ignore[attr-defined]
+    try:
+        raise ValueError("changed my mind")
+    except ValueError:
+        logging.exception("it failed")
+    finally:
+        logging.basicConfig(force=True)
+    assert stream.getvalue() == "ERROR:root: it failed\nValueError: changed my mind\n"
 
 
 def test_plot_timeline_draws_one_bar_per_coroutine_per_panel(tmp_path) -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers.admin.server import EmbeddedServer
+from helpers.server import EmbeddedServer
 from tests import pg_other
 from tests.conftest import value
 

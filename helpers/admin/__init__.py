@@ -1,4 +1,4 @@
-"""The operator's side: the embedded PostgreSQL server, the `course` command line and `doctor`.
+"""The operator's side: the `course` command line and `doctor` (the embedded server is `helpers.server`).
 
 Learners never import from here; the notebooks use the package's face (`from helpers import …`).
 """

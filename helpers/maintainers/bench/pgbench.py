@@ -9,13 +9,15 @@ as the side ran (`-t`), since there a second per pgbench run would be most of th
 from __future__ import annotations
 
 import math
+import os
 import re
 import subprocess
 import tempfile
 from pathlib import Path
 
-from ...admin.server import binary
+from ...dsn import for_child
 from ...errors import CourseError
+from ...server import binary
 from .measure import Measurement, children_cpu
 from .queries import pgbench_script
 
@@ -73,11 +75,14 @@ class Pgbench:
         """Run `clients` connections (one thread each) for `seconds` (-T) or `transactions` each (-t);
         the rate excludes connecting."""
         length = ["-T", str(seconds)] if seconds is not None else ["-t", str(transactions)]
-        # pgbench accepts a connection string (URI) where the database name goes.
+        # pgbench accepts a connection string (URI) where the database name goes; the password
+        # goes by environment, since every user can read a command line.
+        dsn, secret = for_child(self.dsn)
         args = [binary("pgbench"), "-n", "-M", "prepared", "-f", str(self.scripts[method]),
-                "-c", str(clients), "-j", str(clients), *length, self.dsn]
+                "-c", str(clients), "-j", str(clients), *length, dsn]
         before = children_cpu()
-        result = subprocess.run(args, capture_output=True, text=True, timeout=(seconds or 0) + 60)
+        result = subprocess.run(args, capture_output=True, text=True, timeout=(seconds or 0) + 60,
+                                env={**os.environ, **secret})
         cpu = children_cpu() - before
         tps, processed = _TPS.search(result.stdout), _PROCESSED.search(result.stdout)
         if result.returncode != 0 or tps is None or processed is None:

@@ -11,17 +11,19 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import subprocess
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from ...admin.server import binary
 from ...connection import connect
 from ...databases import fingerprint, notebook_database
+from ...dsn import for_child
 from ...errors import CourseError
 from ...schema import create_schema
 from ...seed import Dataset, generate_dataset, load_with_copy, load_with_executemany
+from ...server import binary
 from .results import Seeding
 from .sizes import Sizes
 
@@ -51,9 +53,10 @@ async def _load_asyncpg(dsn: str, dataset: Dataset, loader: Callable[..., Awaita
 
 
 def _load_psql(dsn: str, script: bytes) -> float:
+    dsn, secret = for_child(dsn)  # the password by environment, not on the public command line
     args = [binary("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", dsn]
     start = time.perf_counter()
-    result = subprocess.run(args, input=script, capture_output=True, timeout=600)
+    result = subprocess.run(args, input=script, capture_output=True, timeout=600, env={**os.environ, **secret})
     elapsed = time.perf_counter() - start
     if result.returncode != 0:
         raise CourseError(f"psql could not load the rows: {result.stderr.decode(errors='replace').strip()[:300]}",
