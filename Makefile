@@ -84,10 +84,11 @@ test:
 	@$(MAKE) --no-print-directory -j2 setup lint
 	$(PY) -m pytest -n 2 --dist loadfile --no-loadscope-reorder --durations=20 -m 'not world' $(PYTEST_ARGS)
 
-# What `make test` leaves out: real installs replayed as a user who is not root. The tests marked
-# `world` (Binder's steps, tests/test_binder.py), then a clone in a path with a space and
-# non-ASCII letters set up with the distribution's own Python (tests/world/floor_user.sh).
-# .ci/run runs it after make test; as anyone but root both say why they skip.
+# What `make test` leaves out to stay within minutes: the tests marked `world` (Binder's steps
+# replayed as a user who is not root, tests/test_binder.py; nbgrader in a virtualenv of its own,
+# tests/test_homework.py; notebook 11 twice beside 04), then a clone in a path with a space and
+# non-ASCII letters set up by that user with the distribution's own Python
+# (tests/world/floor_user.sh). .ci/run runs it after make test; what needs root says why it skips.
 test-world: setup
 	$(PY) -m pytest -p no:xdist -m world --durations=0 $(PYTEST_ARGS)
 	bash tests/world/floor_user.sh

@@ -86,13 +86,22 @@ def server_directory(name: str) -> Iterator[Path]:
         shutil.rmtree(directory, ignore_errors=True)
 
 
+@contextmanager
+def password_server(name: str, password: str) -> Iterator[EmbeddedServer]:
+    """A throw-away embedded server on a loopback port with password authentication, started."""
+    with server_directory(name) as pgdata:
+        server = EmbeddedServer(pgdata, port=free_port(), password=password)
+        server.start()
+        try:
+            yield server
+        finally:
+            server.stop()
+
+
 @pytest.fixture(scope="session")
 def tcp_server() -> Iterator[EmbeddedServer]:
-    with server_directory("tcp") as pgdata:
-        server = EmbeddedServer(pgdata, port=free_port(), password=TCP_PASSWORD)
-        server.start()
+    with password_server("tcp", TCP_PASSWORD) as server:
         yield server
-        server.stop()
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""Homework with nbgrader, for real: `make homework`, then nbgrader's own commands.
+"""Homework with nbgrader, for real: `make homework`, then nbgrader's own commands (the end-to-end
+tests are marked `world`: `make test-world` runs them).
 
 `make homework` builds nbgrader's virtualenv and writes every notebook's exercises as an
 assignment; the student versions must hold no solution, and `nbgrader autograde` must give
@@ -68,7 +69,7 @@ def _solutions(notebook: nbformat.NotebookNode) -> dict[int, str]:
             if (role := exercise_role(cell)) and role[1] == "solution"}
 
 
-@pytest.mark.slow
+@pytest.mark.world  # a virtualenv of nbgrader's own: make test-world, not make test
 def test_every_notebook_with_exercises_is_released_without_its_solutions(course: Path) -> None:
     notebooks = _course_notebooks()
     assert len(notebooks) >= 9
@@ -105,7 +106,7 @@ def _submit(course: Path, student: str, answers: dict[int, str], extra_cell: str
     nbformat.write(notebook, folder / f"{ASSIGNMENT}.ipynb")
 
 
-@pytest.mark.slow
+@pytest.mark.world
 def test_autograde_gives_full_none_and_partial_marks(course: Path) -> None:
     solutions = _solutions(_course_notebooks()[ASSIGNMENT])
     wrong_first = {**solutions, 1: wrong_answers(ASSIGNMENT, 1)[0].code}

@@ -139,6 +139,7 @@ def _twice(notebook: dict) -> dict:
     return {**notebook, "cells": notebook["cells"] + json.loads(json.dumps(notebook["cells"]))}
 
 
+@pytest.mark.world  # half a minute of three kernels: make test-world, beside the other long replays
 @pytest.mark.usefixtures("prefix")  # databases of this test's own, not the session's notebooks'
 def test_notebook_11_twice_in_a_row_beside_notebook_04(tmp_path: Path) -> None:
     eleven = json.loads((ROOT / "notebooks" / "11_production.ipynb").read_text())

@@ -31,7 +31,7 @@ from helpers.errors import ConfigError, ServerError
 from helpers.maintainers.bench.pgbench import Pgbench
 from helpers.schema import create_schema
 from helpers.server import EmbeddedServer
-from tests.conftest import ROOT, free_port, server_directory
+from tests.conftest import ROOT, password_server
 
 PASSWORD = "Zq7 s3cr#t@pw"  # a space, a "#" and an "@": each needs percent-encoding in a URL
 TRACES = (PASSWORD, quote(PASSWORD, safe=""), quote(PASSWORD), "s3cr")
@@ -39,11 +39,8 @@ TRACES = (PASSWORD, quote(PASSWORD, safe=""), quote(PASSWORD), "s3cr")
 
 @pytest.fixture(scope="module")
 def secret_server() -> Iterator[EmbeddedServer]:
-    with server_directory("secret") as pgdata:
-        server = EmbeddedServer(pgdata, port=free_port(), password=PASSWORD)
-        server.start()
+    with password_server("secret", PASSWORD) as server:
         yield server
-        server.stop()
 
 
 def url_forms(server: EmbeddedServer, database: str = "postgres") -> dict[str, str]:
