@@ -599,16 +599,45 @@ WRONG: dict[str, dict[int, Wrong | tuple[Wrong, ...]]] = {
                   "    await tr.commit()", "closing the generator early left its transaction open")),
     },
     "10_performance_lab": {
-        1: Wrong("def stops_rising(summary, threshold=0.10):\n"
-                 "    return summary['median'].idxmax()\n"
-                 "\n"
-                 "\n"
-                 "def cpu_bound(summary, cores):\n"
-                 "    return cores * 1000 / (summary['client_ms'] + summary['server_ms'])",
-                 "first stops rising at 'c'"),
-        2: Wrong("async def reset_timeout(connection):\n"
-                 "    await connection.execute(connection.get_reset_query())",
-                 "application_name was reset too"),
+        1: (Wrong("def stops_rising(summary, threshold=0.10):\n"
+                  "    return summary['median'].idxmax()\n"
+                  "\n"
+                  "\n"
+                  "def cpu_bound(summary, cores):\n"
+                  "    return cores * 1000 / (summary['client_ms'] + summary['server_ms'])",
+                  "first stops rising at 'c'"),
+            Wrong("def stops_rising(summary, threshold=0.10):\n"  # the threshold argument ignored
+                  "    medians = summary['median']\n"
+                  "    for before, after in itertools.pairwise(medians.index):\n"
+                  "        if medians[after] < 1.10 * medians[before]:\n"
+                  "            return after\n"
+                  "    return None\n"
+                  "\n"
+                  "\n"
+                  "def cpu_bound(summary, cores):\n"
+                  "    return cores * 1000 / (summary['client_ms'] + summary['server_ms'])",
+                  "with threshold=0.6"),
+            Wrong("def stops_rising(summary, threshold=0.10):\n"  # the server's CPU left out of the bound
+                  "    medians = summary['median']\n"
+                  "    for before, after in itertools.pairwise(medians.index):\n"
+                  "        if medians[after] < (1 + threshold) * medians[before]:\n"
+                  "            return after\n"
+                  "    return None\n"
+                  "\n"
+                  "\n"
+                  "def cpu_bound(summary, cores):\n"
+                  "    return cores * 1000 / summary['client_ms']",
+                  "the client's and the server's CPU together")),
+        2: (Wrong("async def reset_timeout(connection):\n"
+                  "    await connection.execute(connection.get_reset_query())",
+                  "application_name was reset too"),
+            Wrong("async def reset_timeout(connection):\n"  # resets nothing
+                  '    await connection.execute("SELECT 1")',
+                  "the next user still sees statement_timeout"),
+            Wrong("async def reset_timeout(connection):\n"  # right, and one statement too many
+                  '    await connection.execute("RESET statement_timeout")\n'
+                  '    await connection.execute("SELECT pg_advisory_unlock_all()")',
+                  "the reset should send one statement, but sent 2")),
     },
     "11_production": {
         1: Wrong("async def init_connection(conn):\n"
