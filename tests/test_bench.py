@@ -1,145 +1,110 @@
-"""`python -m helpers bench --smoke`: it runs, fills every figure of its JSON and writes its plots.
+"""`python -m helpers bench --smoke`: it runs every workload, records a full set of rows, and
+reports them (tables, goals, plots), live and again from its JSON (`--from`).
 
-The quick lab itself runs in notebook 10 (under nbval and in JupyterLab); this smallest size
-proves the same code paths in seconds.
-
-No speed is asserted anywhere: the goals are reported (met or not) by the benchmark itself.
+Notebook 10 is the learner's lab (under nbval); the full bench is `make bench`.  No speed is
+asserted anywhere: the goals are reported (met or not) by the bench itself.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import math
 import os
-import re
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from matplotlib.image import imread
 
 from helpers.connection import admin
 from helpers.databases import database_name, drop_database
-from helpers.maintainers.bench.plots import PLOTS
-from helpers.maintainers.bench.workloads import split
+from helpers.maintainers.bench.queries import METHODS
+from helpers.maintainers.bench.record import SCHEMA_VERSION, read_json
+from helpers.maintainers.bench.report import PLOTS
+from helpers.maintainers.bench.run import COLUMNS
+from helpers.maintainers.bench.sizes import SMOKE
+from helpers.maintainers.bench.workloads import steps
 
 REPO = Path(__file__).resolve().parent.parent
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-WORKLOADS = {"concurrent_queries", "pool_sweep", "seeding", "streaming_memory", "index", "pool_costs"}
-#: Figures that are None (or empty) by design: pgbench's backends are not ours to measure, a step that
-#: ran has no skip reason, workload 1 (before the index) has no index statement, and at the smoke size
-#: pgbench runs as many queries as the side beside it (-t), so there are no -T seconds to record.
-NOT_MEASURED = re.compile(r"pgbench\w*\.server_(cpu_ms_per_query|busy)$|\.skipped$"
-                          r"|concurrent_queries\.(index_sql|create_index_seconds)$|\.pgbench_seconds(\.\w+)?$")
-SERVER_SIDE = re.compile(r"server_(cpu|busy|share)|limit")
-
-
-def empty_figures(value: Any, path: str = "") -> Iterator[str]:
-    """The path of every None, NaN or empty list in a JSON document."""
-    if value is None or (isinstance(value, float) and math.isnan(value)) or value == []:
-        yield path or "<root>"
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            yield from empty_figures(item, f"{path}.{key}")
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from empty_figures(item, f"{path}[{index}]")
 
 
 @pytest.fixture
 def lab_database() -> Iterator[str]:
-    """A lab database name of this test's own; the lab and its `_seed` twin are dropped afterwards.
+    """A bench database name of this test's own; it and its seeding twins are dropped afterwards.
 
-    The lab clones the session's template, which conftest verifies at the start and checks is
-    unchanged at the end: cloning only reads it.  (A throw-away COURSE_DB_PREFIX would cost a
-    template build of its own, a third of this test's time.)
+    The bench clones the session's template, which conftest verifies at the start and checks is
+    unchanged at the end: cloning only reads it.
     """
     name = f"bench_t{os.getpid()}_{os.urandom(2).hex()}"
     yield name
-    asyncio.run(_drop(database_name(name), database_name(f"{name}_seed")))
+    asyncio.run(_drop(name, *(f"{name}_seed{i}" for i in range(3))))
 
 
 async def _drop(*names: str) -> None:
     async with admin() as conn:
         for name in names:
-            await drop_database(conn, name)
+            await drop_database(conn, database_name(name))
+
+
+def bench(*args: str) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run([sys.executable, "-m", "helpers", "bench", *args], cwd=REPO, capture_output=True,
+                            text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def expected_sides(environment: dict[str, object]) -> set[tuple[str, str, str, int]]:
+    """(workload, method, side, clients) of every throughput measurement the smoke run makes."""
+    pool = SMOKE.pool_size
+    drivers = ["asyncpg", "pgbench", *(["psycopg"] if environment["psycopg"] else [])]
+    concurrent = {(w, m, d, n) for w, ms in (("concurrent", METHODS), ("index", ("fetch",)))
+                  for m in ms for d in drivers for n in (1, pool)}
+    sweep = {("pool sweep", m, d, n) for m in METHODS for d in ("asyncpg", "pgbench") for n in SMOKE.pool_sizes}
+    costs = {("pool costs", m, s, pool) for m in METHODS
+             for s in [*steps(pool, uvloop=environment["uvloop"] is not None), "pgbench"]}
+    return concurrent | sweep | costs
 
 
 @pytest.mark.slow
-def test_bench_fills_every_figure_and_writes_the_plots(tmp_path: Path, lab_database: str) -> None:
+def test_the_smoke_bench_records_every_row_and_reports_them(tmp_path: Path, lab_database: str) -> None:
     out = tmp_path / "bench"
-    result = subprocess.run(
-        [sys.executable, "-m", "helpers", "bench", "--smoke", "--database", lab_database,
-         "--json", str(out / "bench.json"), "--plots", str(out)],
-        cwd=REPO, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
+    live = bench("--smoke", "--database", lab_database, "--json", str(out / "bench.json"), "--plots", str(out))
     document = json.loads((out / "bench.json").read_text(encoding="utf-8"))
-
+    assert document["schema_version"] == SCHEMA_VERSION and document["mode"] == "smoke"
     env = document["environment"]
-    for key in ("python", "asyncpg", "postgresql", "pgbench", "cpu_count"):
+    for key in ("python", "asyncpg", "postgresql", "pgbench", "cpu_count", "connection"):
         assert env[key], key
-    assert document["mode"] == "smoke"
-    assert set(document["workloads"]) == WORKLOADS
+    run = read_json(out / "bench.json")
+    rows = run.rows
+    assert list(rows.columns) == COLUMNS
 
-    psycopg_installed = env["psycopg"] is not None
-    uvloop_installed = env["uvloop"] is not None
-    # Server CPU is read from the embedded server's backends only: through DATABASE_URL the server
-    # may be a container or another machine, whose pids mean nothing here (measure.server_is_local).
+    throughput = rows[rows["workload"].isin(["concurrent", "index", "pool sweep", "pool costs"])]
+    measured = {(r.workload, r.method, r.side, int(r.clients)) for r in throughput.itertuples()}
+    assert measured == expected_sides(env)
+    assert len(throughput) == len(measured) * SMOKE.rounds
+    assert (throughput["queries"] > 0).all() and (throughput["seconds"] > 0).all()
+    assert (throughput["client_cpu"] > 0).all()
+    # Server CPU is read from the embedded server's processes only: through DATABASE_URL the
+    # server may be a container or another machine.  pgbench's own backends count too.
     embedded = not os.environ.get("DATABASE_URL")
-    missing = [path for path in empty_figures(document) if not NOT_MEASURED.search(path)
-               and (embedded or not SERVER_SIDE.search(path))
-               and (psycopg_installed or "psycopg" not in path) and (uvloop_installed or "uvloop" not in path)]
-    assert missing == []
-    if not psycopg_installed:
-        assert document["psycopg"]["status"] == "psycopg not installed: skipped"
+    assert (throughput["server_cpu"] > 0).all() if embedded else throughput["server_cpu"].isna().all()
 
-    # workload 7: every step measured (uvloop's only where it is installed), beside pgbench, with both CPUs
-    for method, data in document["workloads"]["pool_costs"]["methods"].items():
-        for step in data["steps"]:
-            if step["skipped"]:
-                assert step["step"]["loop"] == "uvloop" and not uvloop_installed, step
-                continue
-            summary = step["summary"]
-            assert summary["queries"] == document["sizes"][f"costs_{method}_queries"], step["step"]["key"]
-            assert summary["client_cpu_ms_per_query"] > 0, step
-            assert summary["server_cpu_ms_per_query"] > 0 if embedded else summary["server_cpu_ms_per_query"] is None
-            assert step["vs_pgbench"] == summary["qps"] / data["pgbench"]["qps"]
+    seeding = rows[rows["workload"] == "seeding"]
+    loaded = SMOKE.seed_brands + SMOKE.seed_products + SMOKE.seed_skus
+    assert len(seeding) == 3 * SMOKE.seed_rounds and (seeding["rows"] == loaded).all()
+    memory = rows[rows["workload"] == "memory"]
+    assert len(memory) == (1 + len(SMOKE.prefetch)) * len(SMOKE.memory_rows) * SMOKE.memory_rounds
+    assert (memory["rows"] == memory["rows"].astype(int)).all() and (memory["extra_mib"] >= 0).all()
+    largest = memory[(memory["side"] == "fetch") & (memory["rows"] == max(SMOKE.memory_rows))]
+    assert (largest["extra_mib"] > 0).all(), "fetch's extra memory must show: the cursors are compared with it"
 
-    # every goal is reported with its figure, met or not
-    assert [g["id"] for g in document["goals"]] == [
-        "fetch_vs_pgbench_1", "fetch_vs_pgbench_6", "copy_vs_psql", "cursor_50_memory", "cursor_1000_memory",
-        "pool_costs_fetch", "pool_costs_fetchrow"]  # a smoke run has no duration goal
-    for goal in document["goals"]:
-        assert isinstance(goal["measured"], float) and isinstance(goal["met"], bool), goal
+    assert "Goals (reported, not asserted)" in live.stdout and "NaN" not in live.stdout
+    again = bench("--from", str(out / "bench.json"))
+    assert again.stdout == live.stdout, "a recorded run reports the same tables and goals"
 
-    # every section of the table has as many cells per row as columns, and is printed
-    for section in document["tables"]:
-        assert section["title"] in result.stdout
-        assert all(len(row) == len(section["columns"]) for row in section["rows"]), section["title"]
-
-    # pgbench ran beside every side (at the smoke size: as many queries, shared among its clients, per round)
-    sizes = document["sizes"]
-    assert sizes["pgbench_same_queries"] is True
-
-    def pgbench_queries(queries: int, rounds: int, clients: int) -> int:
-        return sum(clients * math.ceil(n / clients) for n in split(queries, rounds))
-
-    for workload in ("concurrent_queries", "index"):
-        data = document["workloads"][workload]
-        for method, sides in data["methods"].items():
-            queries, rounds = data["queries_per_side"][method], data["rounds"]
-            assert sides["sides"]["pgbench_1"]["queries"] == queries, (workload, method)
-            assert sides["sides"]["pgbench_pool"]["queries"] == pgbench_queries(queries, rounds, sizes["pool_size"])
-            assert sides["pgbench_seconds"] == {"pgbench_1": [], "pgbench_pool": []}, "no -T at the smoke size"
-    for method, data in document["workloads"]["pool_costs"]["methods"].items():
-        expected = pgbench_queries(sizes[f"costs_{method}_queries"], sizes["costs_rounds"], sizes["pool_size"])
-        assert data["pgbench"]["queries"] == expected and data["pgbench_seconds"] == [], method
-
-    # every plot is written, and is a PNG image with something drawn on it
     assert set(document["plots"]) == set(PLOTS)
     assert {path.name for path in out.iterdir()} == {*PLOTS, "bench.json"}
     for name in PLOTS:

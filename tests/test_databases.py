@@ -191,42 +191,36 @@ async def _lock_template() -> None:
 
 @pytest.mark.parametrize("change", ["SELECT setval('brand_brand_id_seq', 132)",
                                     "DELETE FROM sku WHERE sku_id = 100000"])
-def test_a_drifted_template_is_rebuilt_before_the_next_clone(prefix: str, change: str,
-                                                             capsys: pytest.CaptureFixture[str]) -> None:
+async def test_a_drifted_template_is_rebuilt_before_the_next_clone(prefix: str, change: str,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
     """What recovery does to a template's sequences after a crash (or anyone's change) is seen and healed."""
-
-    async def scenario() -> tuple[int, int]:
-        await ensure_template()
-        template = await _unlock_template()
-        try:
-            await template.execute(change)
-        finally:
-            await template.close()
-        await _lock_template()
-        dsn = await notebook_database("after_drift")
-        async with connected(dsn) as conn:
-            return (await conn.fetchval("SELECT nextval('brand_brand_id_seq')"),
-                    await conn.fetchval("SELECT count(*) FROM sku"))
-
-    assert asyncio.run(scenario()) == (101, 100_000)
+    await ensure_template()
+    template = await _unlock_template()
+    try:
+        await template.execute(change)
+    finally:
+        await template.close()
+    await _lock_template()
+    dsn = await notebook_database("after_drift")
+    async with connected(dsn) as conn:
+        assert (await conn.fetchval("SELECT nextval('brand_brand_id_seq')"),
+                await conn.fetchval("SELECT count(*) FROM sku")) == (101, 100_000)
     notice = capsys.readouterr().err.strip().splitlines()
     assert len(notice) == 1 and notice[0].startswith(f"notice: the template {template_name()} had drifted")
 
 
-def test_verify_finds_a_changed_row_the_quick_check_cannot(prefix: str, capsys: pytest.CaptureFixture[str]) -> None:
-    async def scenario() -> str:
-        await ensure_template()
-        template = await _unlock_template()
-        try:
-            await template.execute("UPDATE brand SET brand_name = 'changed' WHERE brand_id = 1")
-        finally:
-            await template.close()
-        await _lock_template()
-        await ensure_template(verify=True)
-        async with connected(await notebook_database("after_verify")) as conn:
-            return await conn.fetchval("SELECT brand_name FROM brand WHERE brand_id = 1")
-
-    assert asyncio.run(scenario()) != "changed"
+async def test_verify_finds_a_changed_row_the_quick_check_cannot(prefix: str,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    await ensure_template()
+    template = await _unlock_template()
+    try:
+        await template.execute("UPDATE brand SET brand_name = 'changed' WHERE brand_id = 1")
+    finally:
+        await template.close()
+    await _lock_template()
+    await ensure_template(verify=True)
+    async with connected(await notebook_database("after_verify")) as conn:
+        assert await conn.fetchval("SELECT brand_name FROM brand WHERE brand_id = 1") != "changed"
     assert "rows differ" in capsys.readouterr().err
 
 

@@ -350,60 +350,50 @@ async def fill(dsn: str) -> list[asyncpg.Connection]:
     return held
 
 
-def test_out_of_connections_in_a_setup_cell(small_server: EmbeddedServer, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_out_of_connections_in_a_setup_cell(small_server: EmbeddedServer,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DATABASE_URL", learner_url(small_server))
-
-    async def scenario() -> CourseError:
-        held = await fill(learner_url(small_server))
-        try:
-            assert len(held) == 4  # 6 slots, 2 kept for superusers
-            return await asyncio.to_thread(raises_quickly, ServerError, "turned a connection away",
-                                           lambda: asyncio.run(notebook_database("x", seeded=False)))
-        finally:
-            await asyncio.gather(*(conn.close() for conn in held))
-
-    error = asyncio.run(scenario())
+    held = await fill(learner_url(small_server))
+    try:
+        assert len(held) == 4  # 6 slots, 2 kept for superusers
+        error = await asyncio.to_thread(raises_quickly, ServerError, "turned a connection away",
+                                        lambda: asyncio.run(notebook_database("x", seeded=False)))
+    finally:
+        await asyncio.gather(*(conn.close() for conn in held))
     text = str(error)
     for needed in ("remaining connection slots are reserved", "max_connections", "superuser_reserved_connections",
                    "up to 17 connections at once (04_connection_pools", "shut down the kernels", "ALTER SYSTEM SET max_connections", "restart"):
         assert needed in text, (needed, text)
 
 
-def test_out_of_connections_in_a_learners_own_cell(small_server: EmbeddedServer,
+async def test_out_of_connections_in_a_learners_own_cell(small_server: EmbeddedServer,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """The learner's own `asyncpg.connect(DSN)` (or create_pool) keeps asyncpg's error, and the short
     traceback adds the course's paragraph; the superuser's reserved slots let it read the real numbers."""
     monkeypatch.setenv("DATABASE_URL", small_server.dsn())
 
-    async def scenario() -> list[str]:
-        held = await fill(learner_url(small_server))
-        try:
-            with pytest.raises(asyncpg.TooManyConnectionsError) as info:
-                await asyncpg.create_pool(learner_url(small_server), min_size=1)
-            return await asyncio.to_thread(short_traceback, {}, info.type, info.value, info.tb)
-        finally:
-            await asyncio.gather(*(conn.close() for conn in held))
-
-    lines = asyncio.run(scenario())
+    held = await fill(learner_url(small_server))
+    try:
+        with pytest.raises(asyncpg.TooManyConnectionsError) as info:
+            await asyncpg.create_pool(learner_url(small_server), min_size=1)
+        lines = await asyncio.to_thread(short_traceback, {}, info.type, info.value, info.tb)
+    finally:
+        await asyncio.gather(*(conn.close() for conn in held))
     assert "TooManyConnectionsError" in lines[-2]
     assert lines[-1].startswith("\x1b[1mThe course:\x1b[0m ")
     assert "max_connections = 6, 2 kept for superusers (superuser_reserved_connections); 4 are open now" in lines[-1]
 
 
-def test_a_learners_connection_ended_by_the_server(tcp_server: EmbeddedServer, via_url: str) -> None:
+async def test_a_learners_connection_ended_by_the_server(tcp_server: EmbeddedServer, via_url: str) -> None:
     """pg_terminate_backend (an instructor's cleanup, a restart): the server is probed, not guessed at."""
-
-    async def scenario() -> str:
-        conn = await asyncpg.connect(via_url)
-        other = await asyncpg.connect(via_url)  # stays open: only one connection ends
-        await other.execute("SELECT pg_terminate_backend($1)", conn.get_server_pid())
-        await until_closed(conn)
-        with pytest.raises(asyncpg.InterfaceError, match="connection is closed") as info:
-            await conn.fetchval("SELECT 1")
-        await other.close()
-        return await asyncio.to_thread(lambda: short_traceback({}, info.type, info.value, info.tb)[-1])
-
-    hint = asyncio.run(scenario())
+    conn = await asyncpg.connect(via_url)
+    other = await asyncpg.connect(via_url)  # stays open: only one connection ends
+    await other.execute("SELECT pg_terminate_backend($1)", conn.get_server_pid())
+    await until_closed(conn)
+    with pytest.raises(asyncpg.InterfaceError, match="connection is closed") as info:
+        await conn.fetchval("SELECT 1")
+    await other.close()
+    hint = await asyncio.to_thread(lambda: short_traceback({}, info.type, info.value, info.tb)[-1])
     assert "This connection to the server is gone: The server takes connections again: it restarted, or only " \
            "this connection was ended." in hint, hint
     assert "run the notebook's setup cell again" in hint

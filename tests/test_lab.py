@@ -39,6 +39,20 @@ async def test_rounds_take_turns_and_reverse_every_other_round() -> None:
     assert (timed["seconds"] >= 0.02).all() and rows["server_cpu"].isna().all()
 
 
+async def test_rounds_with_a_key_fill_one_column_per_part_of_a_name() -> None:
+    """The bench names its sides (method, side, clients): each part is a column of its own."""
+    async def run(seconds: float) -> int:
+        return 5
+
+    rows = await lab.rounds({("fetch", "asyncpg", 1): run, ("fetch", "pgbench", 6): run}, workload="w",
+                            seconds=0.0, count=2, key=("method", "side", "clients"))
+    assert list(rows.columns[:5]) == ["workload", "method", "side", "clients", "round"]
+    assert rows[["side", "clients"]].values.tolist() == [["asyncpg", 1], ["pgbench", 6], ["pgbench", 6],
+                                                         ["asyncpg", 1]]
+    table = lab.summary(rows.assign(seconds=1.0), by=["method", "side", "clients"])
+    assert table.loc[("fetch", "pgbench", 6), "median"] == 5.0
+
+
 async def test_rounds_read_the_window_at_the_call(monkeypatch: pytest.MonkeyPatch) -> None:
     """The browser test's copy of notebook 10 shortens lab.WINDOW and lab.ROUNDS after import."""
     monkeypatch.setattr(lab, "WINDOW", 0.01)

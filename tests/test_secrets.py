@@ -149,7 +149,7 @@ def test_pgbench_gets_the_password_by_environment(secret_server: EmbeddedServer)
     asyncio.run(schema())
     for form in ("userinfo", "query"):
         with Pgbench(url_forms(secret_server, "secret_bench")[form], 1) as bench, CmdlineWatch("pgbench") as watch:
-            measured = bench.run("fetch", 2, seconds=1)
+            measured = asyncio.run(bench.run("fetch", 2, seconds=1))
         assert measured.queries > 0
         assert watch.seen > 0 and not watch.hits, watch.hits
 

@@ -138,19 +138,15 @@ def test_plot_sweep_draws_the_spread_as_error_bars() -> None:
     assert sorted((bar[:, 1].min(), bar[:, 1].max()) for bar in bars) == [(1, 3), (2, 4), (3, 6)]
 
 
-def test_queries_sent_records_what_a_transaction_block_sends(prefix: str) -> None:
-    async def scenario() -> list[str]:
-        conn = await asyncpg.connect(await notebook_database("queries_sent"))
-        try:
-            outer = conn.transaction(isolation="repeatable_read", readonly=True)
-            async with queries_sent(conn) as sent, outer, conn.transaction():  # the second one: a savepoint
-                await conn.fetchval("SELECT 1")
-            await conn.fetchval("SELECT 2")  # after the block: not recorded
-            return sent
-        finally:
-            await conn.close()
-
-    sent = asyncio.run(scenario())
+async def test_queries_sent_records_what_a_transaction_block_sends(prefix: str) -> None:
+    conn = await asyncpg.connect(await notebook_database("queries_sent"))
+    try:
+        outer = conn.transaction(isolation="repeatable_read", readonly=True)
+        async with queries_sent(conn) as sent, outer, conn.transaction():  # the second one: a savepoint
+            await conn.fetchval("SELECT 1")
+        await conn.fetchval("SELECT 2")  # after the block: not recorded
+    finally:
+        await conn.close()
     assert [re.sub(r"__asyncpg_savepoint_\w+__", "sp", query) for query in sent] == [
         "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;", "SAVEPOINT sp;", "SELECT 1", "RELEASE SAVEPOINT sp;",
         "COMMIT;"]

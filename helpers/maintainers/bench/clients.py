@@ -1,138 +1,181 @@
-"""The product query N times through a driver's pool: one after another, or all at once with gather.
+"""The Python clients the bench measures, each as a *side* for `helpers.lab.rounds`.
 
-The sequential side is the chapter's `query_products_synchronously` (acquire, query, release,
-N times); the concurrent side is its `query_product_concurrently` (N coroutines gathered on
-the pool).  Both run on the same pool, whose connections are opened, and whose statement is
-prepared, before anything is timed.
+asyncpg runs in client processes of its own (pool_child.py), started before anything is
+timed and kept for the whole workload: `Client(...).side(method)` asks them for one window of
+queries.  psycopg 3 runs in this process, on its `AsyncConnectionPool`.  Both open every
+connection and prepare the statement first, so no window pays for connecting.
 """
 
 from __future__ import annotations
 
 import asyncio
 import importlib.util
-from collections.abc import Awaitable, Callable
-from typing import Any
+import json
+import sys
+import time
+from asyncio.subprocess import PIPE, Process
+from collections.abc import Coroutine, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
 
-import asyncpg
-
-from .measure import Measurement, measured
+from ...errors import CourseError
+from ...lab import Done, Side
 from .queries import METHODS, asyncpg_sql, psycopg_sql
 
+CHILD = Path(__file__).with_name("pool_child.py")
 
-class AsyncpgSide:
-    name = "asyncpg"
 
-    def __init__(self, pool: asyncpg.Pool, pids: list[int], product_id: int, rows: dict[str, int]) -> None:
-        self.pool, self.pids, self.product_id, self.rows_per_query = pool, pids, product_id, rows
+@dataclass(frozen=True)
+class Pattern:
+    """How a client runs the product query: `gather` (the book: a coroutine per query, each
+    acquiring), `acquire` (`workers` tasks, each acquiring per query) or `held` (`workers` tasks,
+    each holding one connection); the pool's reset `default` or `skipped`; the event loop; and how
+    many processes share `connections` between them."""
+
+    connections: int
+    pattern: str
+    workers: int = 0
+    reset: str = "default"
+    loop: str = "asyncio"
+    processes: int = 1
+
+
+class _Process:
+    """One pool_child.py process."""
+
+    def __init__(self, process: Process) -> None:
+        self.process = process
 
     @classmethod
-    async def open(cls, dsn: str, size: int, product_id: int) -> AsyncpgSide:
-        # max_inactive_connection_lifetime=0: idle connections stay open, so the backends we
-        # measure are the ones that serve the queries for the whole run.
-        pool = await asyncpg.create_pool(dsn, min_size=size, max_size=size, max_inactive_connection_lifetime=0)
-        try:
-            held = [await pool.acquire() for _ in range(size)]
-            try:
-                pids = [conn.get_server_pid() for conn in held]
-                rows = await _warm(held, lambda conn, method: getattr(conn, method)(asyncpg_sql(), product_id))
-            finally:
-                for conn in held:
-                    await pool.release(conn)
-        except BaseException:
-            await pool.close()
-            raise
-        return cls(pool, pids, product_id, rows)
+    async def start(cls, spec: dict[str, Any], loop: str) -> _Process:
+        child = cls(await asyncio.create_subprocess_exec(sys.executable, str(CHILD), loop,
+                                                         stdin=PIPE, stdout=PIPE, stderr=PIPE))
+        ready = await child.ask(spec)
+        if ready["loop"] != loop:
+            await child.close()
+            raise CourseError(f"A bench client ran on {ready['loop']} instead of {loop}.",
+                              "check the installed uvloop (`pip show uvloop`).")
+        return child
 
-    async def one(self, method: str) -> Any:
-        async with self.pool.acquire() as conn:
-            return await getattr(conn, method)(asyncpg_sql(), self.product_id)
-
-    async def run(self, method: str, queries: int, *, concurrent: bool) -> Measurement:
-        return await _run(self.one, method, queries, concurrent, self.pids)
+    async def ask(self, message: dict[str, Any]) -> dict[str, Any]:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write((json.dumps(message) + "\n").encode())
+        await self.process.stdin.drain()
+        line = await self.process.stdout.readline()
+        if not line:
+            assert self.process.stderr is not None
+            text = (await self.process.stderr.read()).decode(errors="replace").strip()
+            await self.close()
+            raise CourseError(f"A bench client process failed: {(text.splitlines() or ['(no output)'])[-1]}",
+                              "check that the server is up (`python -m helpers db status`) and try again.")
+        answer: dict[str, Any] = json.loads(line)
+        return answer
 
     async def close(self) -> None:
-        await self.pool.close()
+        if self.process.stdin is not None and not self.process.stdin.is_closing():
+            self.process.stdin.close()
+        await self.process.wait()
 
 
-def psycopg_available() -> bool:
-    return importlib.util.find_spec("psycopg") is not None and importlib.util.find_spec("psycopg_pool") is not None
+class Closable(Protocol):
+    async def close(self) -> None: ...
+
+
+Opened = TypeVar("Opened", bound=Closable)
+
+
+async def together(starts: Sequence[Coroutine[Any, Any, Opened]]) -> list[Opened]:
+    """Start clients at once, not one Python start-up after another; if one fails, close the
+    others and raise its error."""
+    results = await asyncio.gather(*starts, return_exceptions=True)
+    opened = [r for r in results if not isinstance(r, BaseException)]
+    failed = [r for r in results if isinstance(r, BaseException)]
+    if failed:
+        for item in opened:
+            await item.close()
+        raise failed[0]
+    return opened
+
+
+class Client:
+    """asyncpg in `pattern.processes` processes sharing `pattern.connections` connections."""
+
+    def __init__(self, pattern: Pattern, processes: list[_Process]) -> None:
+        self.pattern, self.processes = pattern, processes
+
+    @classmethod
+    async def open(cls, dsn: str, pattern: Pattern, product_id: int) -> Client:
+        each = pattern.connections // pattern.processes
+        spec = {"dsn": dsn, "sql": asyncpg_sql(), "product_id": product_id, "methods": list(METHODS),
+                "connections": each, "workers": pattern.workers // pattern.processes or each,
+                "pattern": pattern.pattern, "reset": pattern.reset}
+        return cls(pattern, await together([_Process.start(spec, pattern.loop) for _ in range(pattern.processes)]))
+
+    def side(self, method: str) -> Side:
+        async def run(seconds: float) -> Done:
+            answers = await asyncio.gather(*(p.ask({"method": method, "seconds": seconds}) for p in self.processes))
+            return Done(sum(a["queries"] for a in answers),
+                        seconds=max(a["end"] for a in answers) - min(a["start"] for a in answers),
+                        client_cpu=sum(a["cpu"] for a in answers))
+        return run
+
+    async def close(self) -> None:
+        for process in self.processes:
+            await process.close()
 
 
 def psycopg_version() -> str | None:
-    if not psycopg_available():
+    if importlib.util.find_spec("psycopg") is None or importlib.util.find_spec("psycopg_pool") is None:
         return None
     import psycopg
 
     return f"{psycopg.__version__} ({psycopg.pq.__impl__})"
 
 
-class PsycopgSide:
-    """psycopg 3's AsyncConnectionPool, in autocommit (no COMMIT round trip per query) and
-    preparing from the first execution (prepare_threshold=0), like asyncpg and pgbench -M prepared."""
+class Psycopg:
+    """psycopg 3's AsyncConnectionPool in this process, in autocommit (no COMMIT round trip per
+    query) and preparing from the first execution (prepare_threshold=0), like asyncpg and
+    pgbench -M prepared."""
 
-    name = "psycopg"
-
-    def __init__(self, pool: Any, pids: list[int], product_id: int, rows: dict[str, int]) -> None:
-        self.pool, self.pids, self.product_id, self.rows_per_query = pool, pids, product_id, rows
+    def __init__(self, pool: Any, product_id: int) -> None:
+        self.pool, self.product_id = pool, product_id
 
     @classmethod
-    async def open(cls, dsn: str, size: int, product_id: int) -> PsycopgSide:
+    async def open(cls, dsn: str, connections: int, product_id: int) -> Psycopg:
         from psycopg_pool import AsyncConnectionPool
 
-        pool = AsyncConnectionPool(dsn, min_size=size, max_size=size, open=False, timeout=600,
+        pool = AsyncConnectionPool(dsn, min_size=connections, max_size=connections, open=False, timeout=600,
                                    kwargs={"autocommit": True, "prepare_threshold": 0})
         await pool.open(wait=True, timeout=30)
-        try:
-            held = [await pool.getconn() for _ in range(size)]
-            try:
-                pids = [conn.info.backend_pid for conn in held]
-                rows = await _warm(held, lambda conn, method: _psycopg_query(conn, method, product_id))
-            finally:
-                for conn in held:
-                    await pool.putconn(conn)
-        except BaseException:
-            await pool.close()
-            raise
-        return cls(pool, pids, product_id, rows)
+        opened = cls(pool, product_id)
+        held = [await pool.getconn() for _ in range(connections)]
+        for conn in held:  # prepare the statement on every connection
+            for method in METHODS:
+                await opened._query(conn, method)
+        for conn in held:
+            await pool.putconn(conn)
+        return opened
 
-    async def one(self, method: str) -> Any:
-        async with self.pool.connection() as conn:
-            return await _psycopg_query(conn, method, self.product_id)
+    async def _query(self, conn: Any, method: str) -> None:
+        cursor = await conn.execute(psycopg_sql(method), (self.product_id,))
+        await (cursor.fetchone() if method == "fetchrow" else cursor.fetchall())
 
-    async def run(self, method: str, queries: int, *, concurrent: bool) -> Measurement:
-        return await _run(self.one, method, queries, concurrent, self.pids)
+    def side(self, method: str, workers: int) -> Side:
+        """`workers` tasks, each taking a connection from the pool for every query (the book's
+        pattern without a task per query); one worker is one query at a time."""
+        async def worker(deadline: float) -> int:
+            done = 0
+            while time.monotonic() < deadline:
+                async with self.pool.connection() as conn:
+                    await self._query(conn, method)
+                done += 1
+            return done
+
+        async def run(seconds: float) -> int:
+            deadline = time.monotonic() + seconds
+            return sum(await asyncio.gather(*(worker(deadline) for _ in range(workers))))
+        return run
 
     async def close(self) -> None:
         await self.pool.close()
-
-
-async def _psycopg_query(conn: Any, method: str, product_id: int) -> Any:
-    cursor = await conn.execute(psycopg_sql(method), (product_id,))
-    return await (cursor.fetchone() if method == "fetchrow" else cursor.fetchall())
-
-
-async def _run(one: Any, method: str, queries: int, concurrent: bool, pids: list[int]) -> Measurement:
-    with measured(pids) as meter:
-        if concurrent:
-            await asyncio.gather(*(one(method) for _ in range(queries)))
-        else:
-            for _ in range(queries):
-                await one(method)
-    return Measurement(queries, meter.seconds, meter.client_cpu, meter.server_cpu)
-
-
-async def _warm(held: list[Any], query: Callable[[Any, str], Awaitable[Any]]) -> dict[str, int]:
-    """Run each method once on every held connection, so each has its statement prepared and
-    cached before anything is timed; returns the rows one query gives, per method."""
-    rows = {}
-    for conn in held:
-        for method in METHODS:
-            rows[method] = _count(await query(conn, method))
-    return rows
-
-
-def _count(result: Any) -> int:
-    """Rows in a result: a list of rows, or one row (or None) from fetchrow/fetchone."""
-    if isinstance(result, list):
-        return len(result)
-    return 0 if result is None else 1

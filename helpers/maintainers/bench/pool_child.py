@@ -1,15 +1,15 @@
-"""One client process of workload 7 (pool_costs.py), run as a script so that it imports only asyncpg.
+"""One asyncpg client process of the bench, run as a script so that it imports only asyncpg.
 
 Protocol, one JSON object per line.  stdin gives the spec: {"dsn", "sql", "product_id",
-"methods", "connections", "pattern", "reset"}; the loop ("asyncio" or "uvloop") is its
-argument.  The child opens its pool, runs each method once on every connection (which
+"methods", "connections", "workers", "pattern", "reset"}; the loop ("asyncio" or "uvloop") is
+its argument.  The child opens its pool, runs each method once on every connection (which
 prepares the statement) and answers {"pids", "rows", "loop"}.  Then each line {"method",
-"queries": n} runs n queries and is answered {"start", "end", "cpu"}: `time.monotonic()`
-(one clock for every process on the machine, so the parent can join two children's spans)
-and this process's CPU seconds.  The child closes its pool and exits when stdin closes.
+"seconds"} runs queries for that long and is answered {"queries", "start", "end", "cpu"}:
+`time.monotonic()` (one clock for every process on the machine, so the parent can join two
+children's spans) and this process's CPU seconds.  It exits when stdin closes.
 
-Running each step in a process of its own gives every step the same start: a fresh
-interpreter, its own event loop (asyncio or uvloop) and its own pool.
+A process per client gives every client the same start: a fresh interpreter, its own event
+loop and pool, and CPU time that is its own.
 """
 
 from __future__ import annotations
@@ -23,6 +23,10 @@ from typing import Any
 
 import asyncpg
 
+#: Coroutines per `gather` in the book's pattern, per connection: enough that the pool's queue
+#: never runs dry within a batch, few enough that a batch ends soon after the window.
+BATCH_PER_CONNECTION = 10
+
 
 async def skip_reset(connection: asyncpg.Connection) -> None:
     """A `reset` callback that sends nothing: the session state of one user is seen by the next.
@@ -32,30 +36,48 @@ async def skip_reset(connection: asyncpg.Connection) -> None:
     """
 
 
-def _split(total: int, parts: int) -> list[int]:
-    return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
+Window = Callable[[float], Awaitable[int]]
 
 
-def runner(pool: asyncpg.Pool, spec: dict[str, Any], method: str) -> Callable[[int], Awaitable[object]]:
-    sql, product_id = spec["sql"], spec["product_id"]
+def window(pool: asyncpg.Pool, spec: dict[str, Any], method: str) -> Window:
+    """The pattern of `spec` as a function: run queries until the deadline, return how many."""
+    sql, product_id, workers = spec["sql"], spec["product_id"], spec["workers"]
 
-    async def one() -> object:  # the book's pattern: a connection from the pool for each query
+    async def one() -> None:
         async with pool.acquire() as connection:
-            return await getattr(connection, method)(sql, product_id)
+            await getattr(connection, method)(sql, product_id)
 
-    async def acquire_per_query(queries: int) -> object:
-        return await asyncio.gather(*(one() for _ in range(queries)))
+    async def gather(deadline: float) -> int:  # the book: a coroutine per query, all gathered
+        done, batch = 0, BATCH_PER_CONNECTION * spec["connections"]
+        while time.monotonic() < deadline:
+            await asyncio.gather(*(one() for _ in range(batch)))
+            done += batch
+        return done
 
-    async def worker(queries: int) -> None:  # one connection for the whole share of queries
+    async def acquire_per_query(deadline: float) -> int:  # a worker that acquires for every query
+        done = 0
+        while time.monotonic() < deadline:
+            await one()
+            done += 1
+        return done
+
+    async def held(deadline: float) -> int:  # a worker that holds one connection for the window
+        done = 0
         async with pool.acquire() as connection:
             query = getattr(connection, method)
-            for _ in range(queries):
+            while time.monotonic() < deadline:
                 await query(sql, product_id)
+                done += 1
+        return done
 
-    async def held_per_worker(queries: int) -> object:
-        return await asyncio.gather(*(worker(n) for n in _split(queries, spec["connections"])))
+    async def run(seconds: float) -> int:
+        deadline = time.monotonic() + seconds
+        if spec["pattern"] == "gather":
+            return await gather(deadline)
+        worker = acquire_per_query if spec["pattern"] == "acquire" else held
+        return sum(await asyncio.gather(*(worker(deadline) for _ in range(workers))))
 
-    return acquire_per_query if spec["pattern"] == "acquire" else held_per_worker
+    return run
 
 
 async def main() -> None:
@@ -73,16 +95,15 @@ async def main() -> None:
         pids = [connection.get_server_pid() for connection in held]
         for connection in held:
             await pool.release(connection)
-        runs = {method: runner(pool, spec, method) for method in spec["methods"]}
+        runs = {method: window(pool, spec, method) for method in spec["methods"]}
         loop = "uvloop" if type(asyncio.get_running_loop()).__module__.startswith("uvloop") else "asyncio"
         _answer({"pids": pids, "rows": rows, "loop": loop})
         while line := await asyncio.to_thread(sys.stdin.readline):
             request = json.loads(line)
-            run, queries = runs[request["method"]], request["queries"]
             cpu, start = time.process_time(), time.monotonic()
-            await run(queries)
+            queries = await runs[request["method"]](request["seconds"])
             end = time.monotonic()
-            _answer({"start": start, "end": end, "cpu": time.process_time() - cpu})
+            _answer({"queries": queries, "start": start, "end": end, "cpu": time.process_time() - cpu})
     finally:
         await pool.close()
 

@@ -1,292 +1,359 @@
-"""From measurements to what a reader sees: table sections, plain text and the JSON document.
+"""What a bench run shows, built from its rows: text tables, the goals, and the plots.
 
-The figures come from derive.py; here they are only laid out.  Each section is a `Section`
-(title, columns, rows of formatted text, notes), built from row specifications rather than
-written out cell by cell, so the CLI prints them and a notebook shows them the same way; the
-numbers themselves stay in the JSON's "workloads" part.
+Every figure is a median over rounds with its min–max spread (`helpers.lab.summary`); every
+ratio is one median over another.  Adding a figure means a workload that records its rows and
+a few lines here; nothing else stores or copies a number.  The goals are reported, met or not,
+never asserted.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from . import derive
-from .derive import Goal, IndexEffect, fmt, pct, times
+import pandas as pd
+from matplotlib.figure import Figure
+
+from ... import lab
+from ...plotting import plot_comparison
 from .queries import METHODS
-from .results import LabResults, MethodSides, ProductQueries, load, to_dict
-from .workloads import ratio
+from .run import Run
+from .seeding import PSQL
 
-SCHEMA_VERSION = 2
-
-
-@dataclass
-class Section:
-    title: str
-    columns: list[str]
-    rows: list[list[str]]
-    notes: list[str] = field(default_factory=list)
+BY = ["method", "side", "clients"]
+#: The largest spread (max - min over the median) a headline figure may show.
+SPREAD_GOAL = 0.10
 
 
-@dataclass
-class Derived:
-    book: dict[str, dict[str, float]]
-    index: IndexEffect
-    goals: list[Goal]
-    psycopg: dict[str, Any]
-    costs_verdict: str
+@dataclass(frozen=True)
+class Target:
+    """A goal's threshold: `measured ≥ limit` (at_least) or `measured ≤ limit`."""
+
+    limit: float
+    at_least: bool
+
+    def __str__(self) -> str:
+        return f"{'≥' if self.at_least else '≤'} {self.limit:g}"
+
+    def met(self, value: float) -> bool:
+        return value == value and (value >= self.limit if self.at_least else value <= self.limit)
 
 
-def derived(results: LabResults) -> Derived:
-    return Derived(book=derive.book_comparison(results), index=derive.index_effect(results),
-                   goals=derive.goals(results), psycopg=derive.psycopg_summary(results),
-                   costs_verdict=derive.costs_verdict(results))
+GOAL_FETCH_VS_PGBENCH = Target(0.9, at_least=True)
+GOAL_COPY_VS_PSQL = Target(1.3, at_least=False)
+GOAL_CURSOR_MEMORY = Target(0.2, at_least=False)
+GOAL_COSTS = {"fetch": Target(0.95, at_least=True), "fetchrow": Target(0.6, at_least=True)}
+GOAL_SPREAD = Target(SPREAD_GOAL, at_least=False)
+GOAL_SECONDS = {"full": Target(600, at_least=False)}
 
 
-# -- row specifications: a label and how to get each method's cell ------------------------------------------------
-
-Cell = Callable[[MethodSides], str]
-
-
-def side(key: str) -> Cell:
-    return lambda m: fmt(m.qps(key))
-
-
-def ratio_of(key: str) -> Cell:
-    return lambda m: times(m.ratios[key])
+@dataclass(frozen=True)
+class Goal:
+    id: str
+    goal: str
+    target: str
+    measured: float
+    met: bool
+    detail: str
 
 
-def per_method(label: str, workload: ProductQueries, cell: Cell, skipped: bool = False) -> list[str]:
-    return [label, *("skipped" if skipped else cell(workload.methods[m]) for m in METHODS)]
+def summary(run: Run, workload: str) -> pd.DataFrame:
+    """One workload's throughput: a row per (method, side, clients), in the order measured."""
+    return lab.summary(run.rows[run.rows["workload"] == workload], by=BY)
 
 
-def method_columns(first: str) -> list[str]:
-    return [first, *(f"{m} q/s" for m in METHODS)]
+def seeding_summary(run: Run) -> pd.DataFrame:
+    """Seconds per load (lower is better), per loader, and each loader's time over psql's."""
+    rows = run.rows[run.rows["workload"] == "seeding"]
+    grouped = rows.groupby("side", sort=False)["seconds"]
+    table = pd.DataFrame({"median": grouped.median(), "min": grouped.min(), "max": grouped.max(),
+                          "rows": rows.groupby("side", sort=False)["rows"].first()})
+    table["spread"] = (table["max"] - table["min"]) / table["median"]
+    table["rows_per_s"] = table["rows"] / table["median"]
+    table["vs_psql"] = table["median"] / figure(table, PSQL)
+    return table
 
 
-# -- sections ----------------------------------------------------------------------------------------------------
-
-def concurrent_section(results: LabResults, book: dict[str, dict[str, float]]) -> Section:
-    w1 = results.workloads.concurrent_queries
-    pool = w1.pool_size
-    specs = [
-        ("asyncpg, sequential", side("asyncpg_sequential")),
-        (f"asyncpg, gather on a pool of {pool}", side("asyncpg_pool")),
-        ("pgbench, 1 client", side("pgbench_1")),
-        (f"pgbench, {pool} clients", side("pgbench_pool")),
-        ("asyncpg concurrent / sequential", ratio_of("asyncpg_concurrent_vs_sequential")),
-        (f"pgbench {pool} clients / 1 client", ratio_of("pgbench_concurrent_vs_sequential")),
-        ("asyncpg / pgbench, 1 client", ratio_of("asyncpg_vs_pgbench_1")),
-        (f"asyncpg / pgbench, {pool} clients", ratio_of("asyncpg_vs_pgbench_pool")),
-    ]
-    rows = [per_method(label, w1, cell) for label, cell in specs]
-    asyncpg_rows = w1.rows_per_query["asyncpg"] or {}
-    rows.append(["rows per query", *(str(asyncpg_rows.get(m, "n/a")) for m in METHODS)])
-    here = book["this machine"]
-    return Section(
-        "1. Concurrent queries vs the ceiling (the product query, product 100)", method_columns("side"), rows, [
-            f"{w1.queries_per_side['fetchrow']:,} fetchrow and {w1.queries_per_side['fetch']:,} fetch queries per "
-            f"side, in {w1.rounds} interleaved rounds; q/s = all queries / all seconds.",
-            "pgbench -M prepared -n -f script, " + (
-                "-t = the asyncpg side's queries in the round, shared among its clients."
-                if results.sizes.pgbench_same_queries else
-                "-T = the asyncpg side's round time in whole seconds (at least 1)."),
-            "fetchrow asks the server for one row; pgbench (and psycopg) read every row, so their fetchrow "
-            "column runs the query with LIMIT 1: the same work.",
-            f"10,000 fetchrow queries here (from the rates above): {here['sequential']:.1f} s sequential, "
-            f"{here['concurrent']:.1f} s concurrent (the book: {derive.BOOK['the book']['sequential']} s and "
-            f"{derive.BOOK['the book']['concurrent']} s; a reader: {derive.BOOK['a reader']['sequential']} s and "
-            f"{derive.BOOK['a reader']['concurrent']} s).",
-        ])
+def memory_summary(run: Run) -> pd.DataFrame:
+    """Median extra MiB and seconds per way and row count, with the extra memory's min and max."""
+    rows = _memory_rows(run)
+    grouped = rows.groupby(["side", "rows"], sort=False)
+    return pd.DataFrame({"extra_mib": grouped["extra_mib"].median(), "min_mib": grouped["extra_mib"].min(),
+                         "max_mib": grouped["extra_mib"].max(), "seconds": grouped["seconds"].median()})
 
 
-def sweep_section(results: LabResults) -> Section:
-    sweep = results.workloads.pool_sweep
-    columns = ["pool size"]
+def _memory_rows(run: Run) -> pd.DataFrame:
+    rows = run.rows[run.rows["workload"] == "memory"]
+    return rows.astype({"rows": int})
+
+
+def figure(table: pd.DataFrame, key: Any, column: str = "median") -> float:
+    """One figure of a summary table, as a float."""
+    return float(cast(Any, table.loc[key, column]))
+
+
+def _ratio(table: pd.DataFrame, a: tuple[str, str, int], b: tuple[str, str, int]) -> float:
+    return figure(table, a) / figure(table, b)
+
+
+def round_ratios(run: Run, workload: str, a: tuple[str, str, int], b: tuple[str, str, int]) -> pd.Series:
+    """Side a's rate over side b's, round by round: the two ran minutes apart at most, so a change
+    in the machine's speed between rounds falls on both."""
+    rows = run.rows[run.rows["workload"] == workload]
+    rates = (rows["queries"] / rows["seconds"]).groupby([rows[c] for c in BY] + [rows["round"]]).first()
+    return cast(pd.Series, rates.loc[a] / rates.loc[b])
+
+
+def _per_round(ratios: pd.Series) -> str:
+    return f"per round {ratios.min():.2f}–{ratios.max():.2f}"
+
+
+def best_step(run: Run, method: str) -> tuple[str, float]:
+    """Workload 7's step closest to pgbench, and its median over pgbench's."""
+    table = cast(pd.DataFrame, summary(run, "pool costs").loc[method])
+    ceiling = figure(table, ("pgbench", pool_size(run)))
+    steps = table.drop(index="pgbench", level="side")["median"]
+    step = cast(tuple[str, int], steps.idxmax())[0]
+    return step, float(steps.max()) / ceiling
+
+
+def pool_size(run: Run) -> int:
+    return int(run.sizes["pool_size"])
+
+
+def _cursor_memory(run: Run) -> dict[str, tuple[float, str]]:
+    memory = memory_summary(run)["extra_mib"]
+    largest = max(run.sizes["memory_rows"])
+    fetch = memory.loc[("fetch", largest)]
+    return {side: (float(memory.loc[(side, largest)] / fetch),
+                   f"{memory.loc[(side, largest)]:.1f} MiB vs fetch's {fetch:.1f} MiB at {largest:,} rows")
+            for side in memory.index.get_level_values("side").unique() if side != "fetch"}
+
+
+def goals(run: Run) -> list[Goal]:
+    def goal(id: str, text: str, target: Target, measured: float, detail: str) -> Goal:
+        return Goal(id, text.format(target=target), str(target), measured, target.met(measured), detail)
+
+    pool = pool_size(run)
+    concurrent = summary(run, "concurrent")
+    out = []
+    for clients in (1, pool):
+        a, p = ("fetch", "asyncpg", clients), ("fetch", "pgbench", clients)
+        out.append(goal(f"fetch_vs_pgbench_{clients}", f"asyncpg fetch {{target}} × pgbench, {clients} client(s)",
+                        GOAL_FETCH_VS_PGBENCH, _ratio(concurrent, a, p),
+                        f"{figure(concurrent, a):,.0f} vs {figure(concurrent, p):,.0f} q/s; "
+                        f"{_per_round(round_ratios(run, 'concurrent', a, p))}"))
+    seed = seeding_summary(run)
+    out.append(goal("copy_vs_psql", "copy_records_to_table's time {target} × psql COPY's", GOAL_COPY_VS_PSQL,
+                    figure(seed, "copy_records_to_table", "vs_psql"),
+                    f"{figure(seed, 'copy_records_to_table'):.3f} s vs {figure(seed, PSQL):.3f} s "
+                    f"for {figure(seed, PSQL, 'rows'):,.0f} rows"))
+    for side, (value, detail) in _cursor_memory(run).items():
+        out.append(goal(f"{side.replace(', prefetch ', '_').replace(',', '')}_memory",
+                        f"{side}: extra memory {{target}} × fetch's", GOAL_CURSOR_MEMORY, value, detail))
     for method in METHODS:
-        ceiling = "pgbench LIMIT 1" if method == "fetchrow" else "pgbench"
-        columns += [f"asyncpg {method} q/s", f"{ceiling} q/s", "asyncpg / pgbench"]
-    rows = [[str(size), *(cell for m in METHODS for cell in (
-        fmt(sweep.methods[m].asyncpg_qps[i]), fmt(sweep.methods[m].pgbench_qps[i]),
-        times(sweep.methods[m].asyncpg_vs_pgbench[i])))] for i, size in enumerate(sweep.pool_sizes)]
-    counts = " and ".join(f"{sweep.methods[m].queries_per_size:,} {m}" for m in METHODS)
-    return Section("2. Pool sweep (concurrent queries on a pool of each size, beside pgbench with as many clients)",
-                   columns, rows, [f"{counts} queries per pool size."])
+        step, value = best_step(run, method)
+        ratios = round_ratios(run, "pool costs", (method, step, pool), (method, "pgbench", pool))
+        out.append(goal(f"pool_costs_{method}", f"best step of workload 7, {method}: {{target}} × pgbench",
+                        GOAL_COSTS[method], value, f"{step}; {_per_round(ratios)}"))
+    spreads = headline_spreads(run)
+    worst = spreads.idxmax()
+    out.append(goal("headline_spread", "largest spread of a headline figure {target}", GOAL_SPREAD,
+                    float(spreads.max()), f"{worst}: {spreads.max():.1%}; {_steal(run)}"))
+    if run.mode in GOAL_SECONDS:
+        out.append(goal(f"{run.mode}_seconds", f"the {run.mode} bench takes {{target}} s", GOAL_SECONDS[run.mode],
+                        run.elapsed_seconds, f"{run.elapsed_seconds:.0f} s on {run.environment['cpu_count']} CPUs, "
+                                             f"load average {run.environment['load_average'][0]:.1f} as it began"))
+    return out
 
 
-SEED_LABELS = {"executemany": "executemany", "copy_records_to_table": "copy_records_to_table",
-               "psql_copy_csv": "psql COPY … FROM STDIN (CSV)"}
-
-
-def seeding_section(results: LabResults) -> Section:
-    seed = results.workloads.seeding
-    rows = [[label, fmt(seed.seconds[k], ".3f"), fmt(seed.rows_per_second[k]), times(seed.time_vs_psql[k])]
-            for k, label in SEED_LABELS.items()]
-    return Section(f"3. Seeding ({seed.rows:,} rows into empty tables)",
-                   ["loader", "seconds", "rows/s", "time / psql's"], rows,
-                   [f"Fastest of {seed.rounds} rounds; timed: {seed.timed}. Same data in all three: {seed.same_data}."])
-
-
-def memory_name(key: str) -> str:
-    return "fetch" if key == "fetch" else f"cursor {key.split('_')[1]}"
-
-
-def memory_section(results: LabResults) -> Section:
-    mem = results.workloads.streaming_memory
-    keys = list(mem.extra_mib)
-    rows = [[f"{n:,}", *(fmt(mem.extra_mib[k][i], ".1f") for k in keys), *(fmt(mem.seconds[k][i], ".3f") for k in keys)]
-            for i, n in enumerate(mem.rows)]
-    return Section("4. Streaming memory (fetch vs a cursor, generated rows)",
-                   ["rows", *(f"{memory_name(k)} MiB" for k in keys), *(f"{memory_name(k)} s" for k in keys)], rows,
-                   [f"Memory: {mem.measure}; {mem.process}; median of {mem.rounds} round(s)."])
-
-
-def psycopg_section(results: LabResults) -> Section:
-    w1 = results.workloads.concurrent_queries
-    pool = w1.pool_size
-    version = results.environment.psycopg
-    specs = [
-        ("psycopg, sequential", side("psycopg_sequential")),
-        (f"psycopg, gather on a pool of {pool}", side("psycopg_pool")),
-        ("psycopg / asyncpg, sequential", ratio_of("psycopg_vs_asyncpg_sequential")),
-        (f"psycopg / asyncpg, pool of {pool}", ratio_of("psycopg_vs_asyncpg_pool")),
-    ]
-    note = (derive.SKIPPED_PSYCOPG if version is None else
-            f"psycopg {version}, autocommit, prepare_threshold=0; interleaved with workload 1's rounds. "
-            "Its fetchrow column runs the query with LIMIT 1 and fetchone().")
-    return Section("5. psycopg 3 (AsyncConnectionPool) on workload 1", method_columns("side"),
-                   [per_method(label, w1, cell, skipped=version is None) for label, cell in specs], [note])
-
-
-def index_section(results: LabResults, effect: IndexEffect) -> Section:
-    w1, w6 = results.workloads.concurrent_queries, results.workloads.index
-    pool = w1.pool_size
-    b, a = effect.without_index, effect.with_index
-    by_workload: list[tuple[str, Callable[[ProductQueries], str]]] = [
-        ("asyncpg, sequential q/s", lambda w: fmt(w.methods["fetch"].qps("asyncpg_sequential"))),
-        (f"asyncpg, pool of {pool} q/s", lambda w: fmt(w.methods["fetch"].qps("asyncpg_pool"))),
-        ("pgbench, 1 client q/s", lambda w: fmt(w.methods["fetch"].qps("pgbench_1"))),
-        (f"pgbench, {pool} clients q/s", lambda w: fmt(w.methods["fetch"].qps("pgbench_pool"))),
-    ]
-    by_figures: list[tuple[str, Callable[[derive.IndexFigures], str]]] = [
-        (f"pgbench / asyncpg, {pool} clients", lambda f: times(f.pgbench_vs_asyncpg_pool)),
-        (f"server CPU ms per query (pool of {pool})", lambda f: fmt(f.server_cpu_ms_per_query, ".3f")),
-        (f"Python client CPU ms per query (pool of {pool})", lambda f: fmt(f.client_cpu_ms_per_query, ".3f")),
-        ("pgbench client CPU ms per query", lambda f: fmt(f.pgbench_client_cpu_ms_per_query, ".3f")),
-        ("server's share of the CPU", lambda f: pct(f.server_share_of_cpu)),
-        ("Python client busy (CPU / wall)", lambda f: pct(f.client_busy)),
-    ]
-    rows = [[label, cell(w1), cell(w6)] for label, cell in by_workload]
-    rows += [[label, cell(b), cell(a)] for label, cell in by_figures]
-    return Section("6. The index effect (fetch, workload 1 again after CREATE INDEX ON sku (product_id))",
-                   ["measurement", "no index", "index"], rows, [
-                       f"With the index: {w6.queries_per_side['fetch']:,} fetch queries per side in {w6.rounds} "
-                       "interleaved round(s); CPU: this process's CPU time, and the CPU time of the backends serving "
-                       "the pool (from the operating system), over the side's wall time.",
-                       "asyncpg's pool also sends a reset query (RESET ALL and friends) when a connection is released.",
-                       effect.verdict])
-
-
-COSTS_COLUMNS = ["step", "q/s", "× pgbench", "client CPU ms/query", "server CPU ms/query", "client busy", "limit"]
-SHORT_LIMITS = {derive.CLIENT_LIMIT: "client", derive.SERVER_LIMIT: "server", derive.UNCLEAR_LIMIT: "between"}
-
-
-def costs_sections(results: LabResults, verdict: str) -> list[Section]:
-    """Workload 7, one section per method: a row per step, then pgbench, the ceiling."""
-    costs = results.workloads.pool_costs
-    sections = []
+def headline_spreads(run: Run) -> pd.Series:
+    """The spread of every figure a goal is read from, named."""
+    pool = pool_size(run)
+    spreads = {}
+    concurrent = summary(run, "concurrent")["spread"]
+    for side in ("asyncpg", "pgbench"):
+        for clients in (1, pool):
+            spreads[f"concurrent fetch, {side}, {clients}"] = concurrent.loc[("fetch", side, clients)]
+    costs = summary(run, "pool costs")["spread"]
     for method in METHODS:
-        data = costs.methods[method]
-        rows = []
-        for r in data.steps:
-            s = r.summary
-            if s is None:
-                rows.append([r.step.label, "skipped", "", "", "", "", r.skipped or ""])
-                continue
-            rows.append([r.step.label, fmt(s.qps), times(r.vs_pgbench), fmt(s.client_cpu_ms_per_query, ".3f"),
-                         fmt(s.server_cpu_ms_per_query, ".3f"), pct(s.client_busy),
-                         SHORT_LIMITS.get(derive.limit(ratio(1.0, r.vs_pgbench)), "n/a")])
-        p = data.pgbench
-        rows.append([f"pgbench, {costs.connections} clients (the ceiling)", fmt(p.qps), times(1.0),
-                     fmt(p.client_cpu_ms_per_query, ".3f"), "n/a", pct(p.client_busy), ""])
-        length = ("-t: as many queries as a step" if results.sizes.pgbench_same_queries
-                  else f"-T {', '.join(map(str, data.pgbench_seconds))} s")
-        notes = [f"{costs.queries_per_step[method]:,} {method} queries per step in {costs.rounds} rounds, interleaved "
-                 f"with pgbench ({costs.connections} clients, {length}); "
-                 "each step in client processes of its own (pool_child.py), started before the rounds.",
-                 "client CPU: the client processes' CPU time; server CPU: their backends'; client busy: "
-                 "client CPU / wall time (100% = one core; step 5 has two processes, so up to 200%).",
-                 f"limit: pgbench ≥ {derive.CLIENT_BOUND_RATIO}× the step's rate → client (the Python client); "
-                 f"≤ {derive.SERVER_BOUND_RATIO}× → server; between the two → between."]
-        if method == METHODS[-1]:
-            notes.append(verdict)
-        sections.append(Section(f"7. The pool's costs, one removed at a time ({method}, no index)", COSTS_COLUMNS,
-                                rows, notes))
-    return sections
+        step, _ = best_step(run, method)
+        for side in (step, "pgbench"):
+            spreads[f"pool costs {method}, {side}"] = costs.loc[(method, side, pool)]
+    seed = seeding_summary(run)["spread"]
+    for side in ("copy_records_to_table", PSQL):
+        spreads[f"seeding, {side}"] = seed.loc[side]
+    return pd.Series(spreads, dtype=float)
 
 
-def goals_section(goals: Sequence[Goal]) -> Section:
-    return Section("Goals (reported, not asserted)", ["goal", "target", "measured", "met"],
-                   [[g.goal, g.target, fmt(g.measured, ".3f"), "met" if g.met else "NOT met"] for g in goals],
-                   [f"{g.id}: {g.detail}" for g in goals])
+# -- text ---------------------------------------------------------------------------------------------------------
+
+def _rates(table: pd.DataFrame) -> pd.DataFrame:
+    """A throughput summary laid out for reading: rates with thousands separators, CPU in ms."""
+    return pd.DataFrame({
+        "median q/s": table["median"].map("{:,.0f}".format),
+        "min–max": [f"{lo:,.0f}–{hi:,.0f}" for lo, hi in zip(table["min"], table["max"], strict=True)],
+        "spread": table["spread"].map("{:.1%}".format),
+        "client CPU ms/q": table["client_ms"].map("{:.4f}".format),
+        "server CPU ms/q": table["server_ms"].map(lambda v: "n/a" if pd.isna(v) else f"{v:.4f}"),
+        "client busy": table["client_busy"].map("{:.0%}".format),
+    }, index=table.index)
 
 
-def tables(results: LabResults, figures: Derived) -> list[Section]:
-    return [concurrent_section(results, figures.book), sweep_section(results), seeding_section(results),
-            memory_section(results), psycopg_section(results), index_section(results, figures.index),
-            *costs_sections(results, figures.costs_verdict), goals_section(figures.goals)]
+def sections(run: Run) -> list[tuple[str, pd.DataFrame, list[str]]]:
+    """(title, table, notes) for every workload, then the goals."""
+    pool, window, rounds = pool_size(run), run.sizes["window"], run.sizes["rounds"]
+    method_note = (f"Each side ran {rounds} window(s) of {window:g} s, taking turns with the others; median over "
+                   "rounds, min–max, spread = (max - min) / median; client busy = client CPU / wall time "
+                   "(100 % = one core).")
+    out = []
+    concurrent = summary(run, "concurrent")
+    drivers = concurrent.index.get_level_values("side").unique()
+    ratios = [f"{m} {s}: {pool} clients / 1 = {_ratio(concurrent, (m, s, pool), (m, s, 1)):.2f}×"
+              for m in METHODS for s in drivers]
+    ratios += [f"{m}, {n} client(s): asyncpg / pgbench = {_ratio(concurrent, (m, 'asyncpg', n), (m, 'pgbench', n)):.2f}×"
+               for m in METHODS for n in (1, pool)]
+    if "psycopg" in drivers:
+        ratios += [f"{m}, {n} client(s): psycopg / asyncpg = "
+                   f"{_ratio(concurrent, (m, 'psycopg', n), (m, 'asyncpg', n)):.2f}×" for m in METHODS for n in (1, pool)]
+    out.append(("1 and 5. The product query: one worker and six on a pool of six, beside pgbench",
+                _rates(concurrent), [method_note, "pgbench's fetchrow script adds LIMIT 1 (asyncpg's fetchrow asks "
+                                     "the server for one row).", *ratios]))
+    sweep = summary(run, "pool sweep")
+    medians = sweep["median"].unstack("side")
+    laid = pd.DataFrame({"asyncpg q/s": medians["asyncpg"].map("{:,.0f}".format),
+                         "asyncpg spread": sweep["spread"].unstack("side")["asyncpg"].map("{:.1%}".format),
+                         "pgbench q/s": medians["pgbench"].map("{:,.0f}".format),
+                         "asyncpg / pgbench": (medians["asyncpg"] / medians["pgbench"]).map("{:.2f}×".format)})
+    best = {m: medians["asyncpg"].xs(m).idxmax() for m in METHODS}
+    out.append(("2. Pool sweep: gather (the book's pattern) on pools of growing size, pgbench with as many clients",
+                laid, [method_note, *(f"{m}: asyncpg's best pool size here: {n}" for m, n in best.items())]))
+    seed = seeding_summary(run)
+    out.append(("3. Seeding: the e-shop loaded into empty tables", pd.DataFrame({
+        "median s": seed["median"].map("{:.3f}".format), "spread": seed["spread"].map("{:.1%}".format),
+        "rows/s": seed["rows_per_s"].map("{:,.0f}".format), "× psql's time": seed["vs_psql"].map("{:.2f}".format)}),
+        [f"{int(seed['rows'].iloc[0]):,} rows per load, {run.sizes['seed_rounds']} round(s); timed from connecting "
+         "to disconnecting (psql: process start to exit), one transaction per load."]))
+    memory = memory_summary(run)
+    out.append(("4. Streaming memory: fetch against cursors, a fresh process per measurement", pd.DataFrame({
+        "extra MiB (median)": memory["extra_mib"].map("{:.1f}".format),
+        "min–max": [f"{lo:.1f}–{hi:.1f}" for lo, hi in zip(memory["min_mib"], memory["max_mib"], strict=True)],
+        "seconds": memory["seconds"].map("{:.3f}".format)}),
+        ["extra MiB: how far the process's peak resident set rose above its size just before the query.",
+         *(f"{side}: {detail}" for side, (_, detail) in _cursor_memory(run).items())]))
+    index = summary(run, "index")
+    before = concurrent.loc["fetch"].reindex(index.loc["fetch"].index)
+    out.append(("6. The index effect: fetch, as in workload 1, after CREATE INDEX ON sku (product_id)", pd.DataFrame({
+        "no index q/s": before["median"].map("{:,.0f}".format),
+        "index q/s": index.loc["fetch"]["median"].map("{:,.0f}".format),
+        "index spread": index.loc["fetch"]["spread"].map("{:.1%}".format),
+        "server CPU ms/q": [f"{b:.4f} → {a:.4f}" for b, a in zip(before["server_ms"], index.loc["fetch"]["server_ms"],
+                                                               strict=True)],
+        "client CPU ms/q": [f"{b:.4f} → {a:.4f}" for b, a in zip(before["client_ms"], index.loc["fetch"]["client_ms"],
+                                                               strict=True)]}), [method_note]))
+    costs = summary(run, "pool costs")
+    for method in METHODS:
+        table = cast(pd.DataFrame, costs.loc[method])
+        ceiling = figure(table, ("pgbench", pool))
+        laid = _rates(table)
+        laid.insert(3, "× pgbench", (table["median"] / ceiling).map("{:.2f}".format))
+        laid.insert(4, "× previous", (table["median"] / table["median"].shift()).map(
+            lambda v: "" if pd.isna(v) else f"{v:.2f}"))
+        laid.loc[("pgbench", pool), "× previous"] = ""
+        step, value = best_step(run, method)
+        out.append((f"7. The pool's costs, one removed at a time ({method}, {pool} connections, no index)", laid,
+                    [method_note, "Each step runs in client processes of its own, started before the rounds.",
+                     f"best step: {step}, {value:.2f}× pgbench"]))
+    out.append(("Goals (reported, not asserted)", pd.DataFrame(
+        [{"goal": g.goal, "measured": f"{g.measured:.3f}", "met": "met" if g.met else "NOT met"} for g in goals(run)]
+    ).set_index("goal"), [f"{g.id}: {g.detail}" for g in goals(run)]))
+    return out
 
 
-# -- rendering ---------------------------------------------------------------------------------------------------
+def _steal(run: Run) -> str:
+    steal = run.environment.get("cpu_steal")
+    return "CPU steal not known" if steal is None else f"{steal:.0%} of the CPU time taken by the hypervisor for other guests"
 
-def render(sections: Sequence[Section], header: str) -> str:
-    """Plain-text tables: first column left-aligned, the others right-aligned."""
-    lines = [header]
-    for section in sections:
-        cells = [section.columns, *section.rows]
-        widths = [max(len(row[i]) for row in cells) for i in range(len(section.columns))]
 
-        def line(row: list[str], widths: list[int] = widths) -> str:
-            return "  ".join(c.ljust(widths[0]) if i == 0 else c.rjust(widths[i]) for i, c in enumerate(row)).rstrip()
-
-        lines += ["", section.title, line(section.columns), "  ".join("-" * w for w in widths)]
-        lines += [line(row) for row in section.rows]
-        lines += [f"  · {note}" for note in section.notes]
+def render(run: Run) -> str:
+    env = run.environment
+    lines = [f"asyncpg bench ({run.mode}): Python {env['python']}, asyncpg {env['asyncpg']}, PostgreSQL "
+             f"{env['postgresql']} over a {env['connection']}, psycopg {env['psycopg'] or 'not installed'}, uvloop "
+             f"{env['uvloop'] or 'not installed'}, {env['cpu_count']} CPUs (load average {env['load_average'][0]:.1f} "
+             f"at the start), {run.elapsed_seconds:.0f} s, {_steal(run)}"]
+    for title, table, notes in sections(run):
+        lines += ["", title, table.to_string(), *(f"  · {note}" for note in notes)]
     return "\n".join(lines)
 
 
-def header(results: LabResults) -> str:
-    env = results.environment
-    load = "n/a" if not env.load_average else f"{env.load_average[0]:.1f}"
-    return (f"asyncpg performance lab ({results.mode}): Python {env.python}, asyncpg {env.asyncpg}, "
-            f"PostgreSQL {env.postgresql}, psycopg {env.psycopg or 'not installed'}, "
-            f"uvloop {env.uvloop or 'not installed'}, {env.cpu_count} CPUs (load average {load} at the start), "
-            f"{results.elapsed_seconds:.0f} s")
+# -- plots --------------------------------------------------------------------------------------------------------
+
+def _rates_by(table: pd.DataFrame, label: Callable[[Any], str]) -> pd.DataFrame:
+    return table.set_axis([label(key) for key in table.index])
 
 
-def document(results: LabResults, figures: Derived, plots: dict[str, str]) -> dict[str, Any]:
-    """The JSON document: every measurement (as recorded), derived figures, goals, tables and plots."""
-    return {
-        "schema_version": SCHEMA_VERSION,
-        **to_dict(results),
-        "book": figures.book,
-        "psycopg": figures.psycopg,
-        "index_effect": to_dict(figures.index),
-        "pool_costs_verdict": figures.costs_verdict,
-        "goals": [to_dict(g) for g in figures.goals],
-        "tables": [to_dict(s) for s in tables(results, figures)],
-        "plots": plots,
-    }
+def _grouped(table: pd.DataFrame, group: Callable[[Any], str], bar: Callable[[Any], str], *, title: str) -> Figure:
+    values: dict[str, dict[str, float]] = {}
+    spread: dict[str, dict[str, tuple[float, float]]] = {}
+    for key, row in table.iterrows():
+        values.setdefault(group(key), {})[bar(key)] = row["median"]
+        spread.setdefault(group(key), {})[bar(key)] = (row["min"], row["max"])
+    return plot_comparison(values, title=title, ylabel="queries per second", fmt="{:,.0f}", spread=spread)
 
 
-def results_of(doc: dict[str, Any]) -> LabResults:
-    """The measurements of a recorded JSON document, as the lab returned them."""
-    return load(LabResults, doc)
+def _with_rate(rows: pd.DataFrame) -> pd.DataFrame:
+    return rows.assign(rate=rows["queries"] / rows["seconds"])
 
 
-def write_json(doc: dict[str, Any], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(doc, indent=2, ensure_ascii=False, allow_nan=False) + "\n", encoding="utf-8")
+PLOTS: dict[str, str] = {
+    "concurrent_fetchrow.png": "workload 1, fetchrow: asyncpg, psycopg and pgbench, 1 and 6 clients",
+    "concurrent_fetch.png": "workload 1, fetch: asyncpg, psycopg and pgbench, 1 and 6 clients",
+    "pool_sweep_fetchrow.png": "workload 2, fetchrow: throughput by pool size beside pgbench",
+    "pool_sweep_fetch.png": "workload 2, fetch: throughput by pool size beside pgbench",
+    "seeding.png": "workload 3: seconds per load, three ways",
+    "memory.png": "workload 4: extra memory by rows read, fetch and cursors (linear axes)",
+    "index.png": "workload 6: fetch without and with the index",
+    "pool_costs_fetchrow.png": "workload 7, fetchrow: one cost removed per step, pgbench beside",
+    "pool_costs_fetch.png": "workload 7, fetch: one cost removed per step, pgbench beside",
+    "pool_costs_cpu_fetchrow.png": "workload 7, fetchrow: CPU per query, client and server",
+    "pool_costs_cpu_fetch.png": "workload 7, fetch: CPU per query, client and server",
+}
+
+
+def figures(run: Run) -> dict[str, Figure]:
+    note = "median, min–max bars"
+    concurrent, costs, rows = summary(run, "concurrent"), summary(run, "pool costs"), run.rows
+    figs = {}
+    for method in METHODS:
+        figs[f"concurrent_{method}.png"] = _grouped(
+            concurrent.loc[[method]], lambda k: f"{k[2]} client(s)", lambda k: str(k[1]),
+            title=f"The product query with {method}: {note}")
+        sweep = _with_rate(rows[(rows["workload"] == "pool sweep") & (rows["method"] == method)])
+        figs[f"pool_sweep_{method}.png"] = lab.plot_growth(
+            sweep, x="clients", y="rate", series="side", title=f"Pool sweep, {method}: {note}",
+            xlabel="pool size (pgbench: clients)", ylabel="queries per second")
+        table = _rates_by(costs.loc[[method]], lambda k: str(k[1]))
+        figs[f"pool_costs_{method}.png"] = lab.plot_rates(table, title=f"The pool's costs, {method}: {note}")
+        figs[f"pool_costs_cpu_{method}.png"] = lab.plot_cpu(table, title=f"CPU per query, {method} (medians)")
+    seed = seeding_summary(run)
+    figs["seeding.png"] = plot_comparison(
+        {"": dict(seed["median"])}, title=f"Seeding: seconds per load ({note}; lower is better)", ylabel="seconds",
+        fmt="{:.2f}", spread={"": {str(side): (r["min"], r["max"]) for side, r in seed.iterrows()}}, rotate=True)
+    figs["memory.png"] = lab.plot_growth(_memory_rows(run), x="rows", y="extra_mib", series="side",
+                                         title=f"Extra memory while reading ({note})", xlabel="rows read",
+                                         ylabel="MiB above the size before the query")
+    both = pd.concat({"no index": concurrent.loc[["fetch"]], "index": summary(run, "index")})
+    figs["index.png"] = _grouped(both, lambda k: f"{k[2]}, {k[3]} client(s)", lambda k: str(k[0]),
+                                 title=f"fetch without and with the index: {note}")
+    assert set(figs) == set(PLOTS)
+    return figs
+
+
+def save_plots(run: Run, directory: Path) -> dict[str, str]:
+    """Write every chart as a PNG into `directory`; return {file name: what it shows}."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, fig in figures(run).items():
+        fig.savefig(directory / name, dpi=100)
+    return dict(PLOTS)

@@ -1,33 +1,38 @@
-"""Workload 3: the chapter's dataset loaded into empty tables three ways.
+"""Workload 3: the chapter's dataset loaded into empty tables three ways, in interleaved rounds.
 
 `executemany` (the chapter's way), `copy_records_to_table` (asyncpg's COPY), and psql's
 `COPY … FROM STDIN` of the same rows as CSV (the ceiling: a C client streaming text).  Each
-load goes into a fresh empty database with the schema created, inside one transaction, and
-is timed from connecting to disconnecting (psql: from starting the process to its exit).
-The rounds take the three loaders in turn, in a rotating order.
+loader has a database of its own with the schema created; before each load its tables are
+emptied (`TRUNCATE … RESTART IDENTITY`) and the server writes out its dirty pages
+(`CHECKPOINT`, where the role may), neither timed; the load is timed from connecting to
+disconnecting (psql: from starting the process to its exit), inside one transaction.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import csv
 import io
 import os
-import subprocess
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Callable
 
-from ...connection import connect
-from ...databases import fingerprint, notebook_database
+import asyncpg
+import pandas as pd
+
+from ... import lab
+from ...connection import connected
+from ...databases import notebook_database
 from ...dsn import for_child
 from ...errors import CourseError
 from ...schema import create_schema
 from ...seed import Dataset, generate_dataset, load_with_copy, load_with_executemany
 from ...server import binary
-from .results import Seeding
 from .sizes import Sizes
 
-LOADERS = ("executemany", "copy_records_to_table", "psql_copy_csv")
+LOADERS = {"executemany": load_with_executemany, "copy_records_to_table": load_with_copy}
+PSQL = "psql COPY (CSV)"
 
 
 def copy_script(dataset: Dataset) -> bytes:
@@ -42,68 +47,55 @@ def copy_script(dataset: Dataset) -> bytes:
     return out.getvalue().encode()
 
 
-async def _load_asyncpg(dsn: str, dataset: Dataset, loader: Callable[..., Awaitable[int]]) -> float:
-    start = time.perf_counter()
-    conn = await connect(dsn)
-    try:
-        await loader(conn, dataset)
-    finally:
-        await conn.close()
-    return time.perf_counter() - start
+async def _empty(dsn: str, dataset: Dataset) -> None:
+    """Empty the tables the dataset fills (the schema's own colours and sizes stay), then write
+    out what the previous load left dirty, so that no load pays for the one before it."""
+    tables = ", ".join(table for table, _, _ in dataset.rows())  # our own table names, never input
+    async with connected(dsn) as conn:
+        await conn.execute(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+        # CHECKPOINT needs a superuser or pg_checkpoint (PostgreSQL 15+); without, the loads share the writes
+        with contextlib.suppress(asyncpg.InsufficientPrivilegeError):
+            await conn.execute("CHECKPOINT")
 
 
-def _load_psql(dsn: str, script: bytes) -> float:
-    dsn, secret = for_child(dsn)  # the password by environment, not on the public command line
-    args = [binary("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", dsn]
-    start = time.perf_counter()
-    result = subprocess.run(args, input=script, capture_output=True, timeout=600, env={**os.environ, **secret})
-    elapsed = time.perf_counter() - start
-    if result.returncode != 0:
-        raise CourseError(f"psql could not load the rows: {result.stderr.decode(errors='replace').strip()[:300]}",
-                          "check that the server is up (`python -m helpers db status`) and try again.")
-    return elapsed
+def _asyncpg_side(dsn: str, dataset: Dataset, load: Callable[..., object]) -> lab.Side:
+    async def run(_window: float) -> lab.Done:
+        await _empty(dsn, dataset)
+        start = time.perf_counter()
+        async with connected(dsn) as conn:
+            loaded = await load(conn, dataset)  # type: ignore[misc]
+        return lab.Done(loaded, seconds=time.perf_counter() - start)
+    return run
 
 
-async def seeding(name: str, sizes: Sizes, *, progress: Callable[[str], None]) -> Seeding:
-    dataset = generate_dataset(brands=sizes.seed_brands, products=sizes.seed_products, skus=sizes.seed_skus)
-    rows = sum(len(table_rows) for _, _, table_rows in dataset.rows())
+def _psql_side(dsn: str, dataset: Dataset) -> lab.Side:
     script = copy_script(dataset)
-    seconds: dict[str, list[float]] = {loader: [] for loader in LOADERS}
-    fingerprints: dict[str, Any] = {}
-    for index in range(sizes.seed_rounds):
-        shift = index % len(LOADERS)
-        for loader in LOADERS[shift:] + LOADERS[:shift]:
-            dsn = await notebook_database(name, seeded=False)
-            conn = await connect(dsn)
-            try:
-                await create_schema(conn)
-            finally:
-                await conn.close()
-            if loader == "executemany":
-                elapsed = await _load_asyncpg(dsn, dataset, load_with_executemany)
-            elif loader == "copy_records_to_table":
-                elapsed = await _load_asyncpg(dsn, dataset, load_with_copy)
-            else:
-                elapsed = _load_psql(dsn, script)
-            seconds[loader].append(elapsed)
-            if loader not in fingerprints:
-                conn = await connect(dsn)
-                try:
-                    fingerprints[loader] = await fingerprint(conn)
-                finally:
-                    await conn.close()
-        progress(f"seeding round {index + 1}/{sizes.seed_rounds} done")
-    best = {loader: min(values) for loader, values in seconds.items()}
-    psql = best["psql_copy_csv"]
-    return Seeding(
-        rows=rows,
-        tables={table: len(table_rows) for table, _, table_rows in dataset.rows()},
-        rounds=sizes.seed_rounds,
-        statistic="fastest of the rounds",
-        timed="connect, load in one transaction, disconnect (psql: process start to exit)",
-        round_seconds=seconds,
-        seconds=best,
-        rows_per_second={loader: rows / value for loader, value in best.items()},
-        time_vs_psql={loader: value / psql for loader, value in best.items()},
-        same_data=len({repr(sorted(fp.items())) for fp in fingerprints.values()}) == 1,
-    )
+    rows = sum(len(table_rows) for _, _, table_rows in dataset.rows())
+    url, secret = for_child(dsn)  # the password by environment, not on the public command line
+
+    async def run(_window: float) -> lab.Done:
+        await _empty(dsn, dataset)
+        start = time.perf_counter()
+        psql = await asyncio.create_subprocess_exec(
+            binary("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url, env={**os.environ, **secret},
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        _, err = await psql.communicate(script)
+        seconds = time.perf_counter() - start
+        if psql.returncode != 0:
+            raise CourseError(f"psql could not load the rows: {err.decode(errors='replace').strip()[:300]}",
+                              "check that the server is up (`python -m helpers db status`) and try again.")
+        return lab.Done(rows, seconds=seconds)
+    return run
+
+
+async def seeding(name: str, sizes: Sizes, server_cpu: Callable[[], float] | None) -> pd.DataFrame:
+    """One row per loader and round; `rows` holds the rows loaded (`queries` is left empty)."""
+    dataset = generate_dataset(brands=sizes.seed_brands, products=sizes.seed_products, skus=sizes.seed_skus)
+    sides: dict[str, lab.Side] = {}
+    for index, side in enumerate([*LOADERS, PSQL]):
+        dsn = await notebook_database(f"{name}_seed{index}", seeded=False)
+        async with connected(dsn) as conn:
+            await create_schema(conn)
+        sides[side] = _psql_side(dsn, dataset) if side == PSQL else _asyncpg_side(dsn, dataset, LOADERS[side])
+    rows = await lab.rounds(sides, workload="seeding", count=sizes.seed_rounds, server_cpu=server_cpu, clients=1)
+    return rows.assign(method="load", rows=rows["queries"], queries=float("nan"))
