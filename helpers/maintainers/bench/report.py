@@ -23,8 +23,6 @@ from .run import Run
 from .seeding import PSQL
 
 BY = ["method", "side", "clients"]
-#: The largest spread (max - min over the median) a headline figure may show.
-SPREAD_GOAL = 0.10
 
 
 @dataclass(frozen=True)
@@ -45,7 +43,7 @@ GOAL_FETCH_VS_PGBENCH = Target(0.9, at_least=True)
 GOAL_COPY_VS_PSQL = Target(1.3, at_least=False)
 GOAL_CURSOR_MEMORY = Target(0.2, at_least=False)
 GOAL_COSTS = {"fetch": Target(0.95, at_least=True), "fetchrow": Target(0.6, at_least=True)}
-GOAL_SPREAD = Target(SPREAD_GOAL, at_least=False)
+GOAL_SPREAD = Target(0.10, at_least=False)  # (max - min) / median of a headline figure
 GOAL_SECONDS = {"full": Target(600, at_least=False)}
 
 
@@ -99,8 +97,8 @@ def _ratio(table: pd.DataFrame, a: tuple[str, str, int], b: tuple[str, str, int]
 
 
 def round_ratios(run: Run, workload: str, a: tuple[str, str, int], b: tuple[str, str, int]) -> pd.Series:
-    """Side a's rate over side b's, round by round: the two ran minutes apart at most, so a change
-    in the machine's speed between rounds falls on both."""
+    """Side a's rate over side b's, round by round: within a round the two ran less than a minute
+    apart, so a change in the machine's speed between rounds falls on both."""
     rows = run.rows[run.rows["workload"] == workload]
     rates = (rows["queries"] / rows["seconds"]).groupby([rows[c] for c in BY] + [rows["round"]]).first()
     return cast(pd.Series, rates.loc[a] / rates.loc[b])
@@ -202,25 +200,30 @@ def _rates(table: pd.DataFrame) -> pd.DataFrame:
     }, index=table.index)
 
 
-def sections(run: Run) -> list[tuple[str, pd.DataFrame, list[str]]]:
-    """(title, table, notes) for every workload, then the goals."""
-    pool, window, rounds = pool_size(run), run.sizes["window"], run.sizes["rounds"]
-    method_note = (f"Each side ran {rounds} window(s) of {window:g} s, taking turns with the others; median over "
-                   "rounds, min–max, spread = (max - min) / median; client busy = client CPU / wall time "
-                   "(100 % = one core).")
-    out = []
-    concurrent = summary(run, "concurrent")
+Section = tuple[str, pd.DataFrame, list[str]]  # title, table, notes
+
+
+def _method_note(run: Run) -> str:
+    return (f"Each side ran {run.sizes['rounds']} window(s) of {run.sizes['window']:g} s, taking turns with the "
+            "others; median over rounds, min–max, spread = (max - min) / median; client busy = client CPU / wall "
+            "time (100 % = one core).")
+
+
+def _concurrent_section(run: Run) -> Section:
+    pool, concurrent = pool_size(run), summary(run, "concurrent")
     drivers = concurrent.index.get_level_values("side").unique()
     ratios = [f"{m} {s}: {pool} clients / 1 = {_ratio(concurrent, (m, s, pool), (m, s, 1)):.2f}×"
               for m in METHODS for s in drivers]
-    ratios += [f"{m}, {n} client(s): asyncpg / pgbench = {_ratio(concurrent, (m, 'asyncpg', n), (m, 'pgbench', n)):.2f}×"
-               for m in METHODS for n in (1, pool)]
-    if "psycopg" in drivers:
-        ratios += [f"{m}, {n} client(s): psycopg / asyncpg = "
-                   f"{_ratio(concurrent, (m, 'psycopg', n), (m, 'asyncpg', n)):.2f}×" for m in METHODS for n in (1, pool)]
-    out.append(("1 and 5. The product query: one worker and six on a pool of six, beside pgbench",
-                _rates(concurrent), [method_note, "pgbench's fetchrow script adds LIMIT 1 (asyncpg's fetchrow asks "
-                                     "the server for one row).", *ratios]))
+    for other, base in (("asyncpg", "pgbench"), ("psycopg", "asyncpg")):
+        if other in drivers:
+            ratios += [f"{m}, {n} client(s): {other} / {base} = "
+                       f"{_ratio(concurrent, (m, other, n), (m, base, n)):.2f}×" for m in METHODS for n in (1, pool)]
+    return ("1 and 5. The product query: one worker and six on a pool of six, beside pgbench", _rates(concurrent),
+            [_method_note(run), "pgbench's fetchrow script adds LIMIT 1 (asyncpg's fetchrow asks the server for one "
+             "row).", *ratios])
+
+
+def _sweep_section(run: Run) -> Section:
     sweep = summary(run, "pool sweep")
     medians = sweep["median"].unstack("side")
     laid = pd.DataFrame({"asyncpg q/s": medians["asyncpg"].map("{:,.0f}".format),
@@ -228,48 +231,67 @@ def sections(run: Run) -> list[tuple[str, pd.DataFrame, list[str]]]:
                          "pgbench q/s": medians["pgbench"].map("{:,.0f}".format),
                          "asyncpg / pgbench": (medians["asyncpg"] / medians["pgbench"]).map("{:.2f}×".format)})
     best = {m: medians["asyncpg"].xs(m).idxmax() for m in METHODS}
-    out.append(("2. Pool sweep: gather (the book's pattern) on pools of growing size, pgbench with as many clients",
-                laid, [method_note, *(f"{m}: asyncpg's best pool size here: {n}" for m, n in best.items())]))
+    return ("2. Pool sweep: gather (the book's pattern) on pools of growing size, pgbench with as many clients",
+            laid, [_method_note(run), *(f"{m}: asyncpg's best pool size here: {n}" for m, n in best.items())])
+
+
+def _seeding_section(run: Run) -> Section:
     seed = seeding_summary(run)
-    out.append(("3. Seeding: the e-shop loaded into empty tables", pd.DataFrame({
+    return ("3. Seeding: the e-shop loaded into empty tables", pd.DataFrame({
         "median s": seed["median"].map("{:.3f}".format), "spread": seed["spread"].map("{:.1%}".format),
         "rows/s": seed["rows_per_s"].map("{:,.0f}".format), "× psql's time": seed["vs_psql"].map("{:.2f}".format)}),
         [f"{int(seed['rows'].iloc[0]):,} rows per load, {run.sizes['seed_rounds']} round(s); timed from connecting "
-         "to disconnecting (psql: process start to exit), one transaction per load."]))
+         "to disconnecting (psql: process start to exit), one transaction per load."])
+
+
+def _memory_section(run: Run) -> Section:
     memory = memory_summary(run)
-    out.append(("4. Streaming memory: fetch against cursors, a fresh process per measurement", pd.DataFrame({
+    return ("4. Streaming memory: fetch against cursors, a fresh process per measurement", pd.DataFrame({
         "extra MiB (median)": memory["extra_mib"].map("{:.1f}".format),
         "min–max": [f"{lo:.1f}–{hi:.1f}" for lo, hi in zip(memory["min_mib"], memory["max_mib"], strict=True)],
         "seconds": memory["seconds"].map("{:.3f}".format)}),
         ["extra MiB: how far the process's peak resident set rose above its size just before the query.",
-         *(f"{side}: {detail}" for side, (_, detail) in _cursor_memory(run).items())]))
-    index = summary(run, "index")
-    before = concurrent.loc["fetch"].reindex(index.loc["fetch"].index)
-    out.append(("6. The index effect: fetch, as in workload 1, after CREATE INDEX ON sku (product_id)", pd.DataFrame({
-        "no index q/s": before["median"].map("{:,.0f}".format),
-        "index q/s": index.loc["fetch"]["median"].map("{:,.0f}".format),
-        "index spread": index.loc["fetch"]["spread"].map("{:.1%}".format),
-        "server CPU ms/q": [f"{b:.4f} → {a:.4f}" for b, a in zip(before["server_ms"], index.loc["fetch"]["server_ms"],
-                                                               strict=True)],
-        "client CPU ms/q": [f"{b:.4f} → {a:.4f}" for b, a in zip(before["client_ms"], index.loc["fetch"]["client_ms"],
-                                                               strict=True)]}), [method_note]))
-    costs = summary(run, "pool costs")
-    for method in METHODS:
-        table = cast(pd.DataFrame, costs.loc[method])
-        ceiling = figure(table, ("pgbench", pool))
-        laid = _rates(table)
-        laid.insert(3, "× pgbench", (table["median"] / ceiling).map("{:.2f}".format))
-        laid.insert(4, "× previous", (table["median"] / table["median"].shift()).map(
-            lambda v: "" if pd.isna(v) else f"{v:.2f}"))
-        laid.loc[("pgbench", pool), "× previous"] = ""
-        step, value = best_step(run, method)
-        out.append((f"7. The pool's costs, one removed at a time ({method}, {pool} connections, no index)", laid,
-                    [method_note, "Each step runs in client processes of its own, started before the rounds.",
-                     f"best step: {step}, {value:.2f}× pgbench"]))
-    out.append(("Goals (reported, not asserted)", pd.DataFrame(
-        [{"goal": g.goal, "measured": f"{g.measured:.3f}", "met": "met" if g.met else "NOT met"} for g in goals(run)]
-    ).set_index("goal"), [f"{g.id}: {g.detail}" for g in goals(run)]))
-    return out
+         *(f"{side}: {detail}" for side, (_, detail) in _cursor_memory(run).items())])
+
+
+def _index_section(run: Run) -> Section:
+    after = cast(pd.DataFrame, summary(run, "index").loc["fetch"])
+    before = cast(pd.DataFrame, summary(run, "concurrent").loc["fetch"]).reindex(after.index)
+
+    def change(column: str) -> list[str]:
+        return [f"{b:.4f} → {a:.4f}" for b, a in zip(before[column], after[column], strict=True)]
+
+    return ("6. The index effect: fetch, as in workload 1, after CREATE INDEX ON sku (product_id)", pd.DataFrame({
+        "no index q/s": before["median"].map("{:,.0f}".format), "index q/s": after["median"].map("{:,.0f}".format),
+        "index spread": after["spread"].map("{:.1%}".format), "server CPU ms/q": change("server_ms"),
+        "client CPU ms/q": change("client_ms")}), [_method_note(run)])
+
+
+def _costs_section(run: Run, method: str) -> Section:
+    pool = pool_size(run)
+    table = cast(pd.DataFrame, summary(run, "pool costs").loc[method])
+    laid = _rates(table)
+    laid.insert(3, "× pgbench", (table["median"] / figure(table, ("pgbench", pool))).map("{:.2f}".format))
+    laid.insert(4, "× previous", (table["median"] / table["median"].shift()).map(
+        lambda v: "" if pd.isna(v) else f"{v:.2f}"))
+    laid.loc[("pgbench", pool), "× previous"] = ""
+    step, value = best_step(run, method)
+    return (f"7. The pool's costs, one removed at a time ({method}, {pool} connections, no index)", laid,
+            [_method_note(run), "Each step runs in client processes of its own, started before the rounds.",
+             f"best step: {step}, {value:.2f}× pgbench"])
+
+
+def _goals_section(run: Run) -> Section:
+    reported = goals(run)
+    return ("Goals (reported, not asserted)", pd.DataFrame(
+        [{"goal": g.goal, "measured": f"{g.measured:.3f}", "met": "met" if g.met else "NOT met"} for g in reported]
+    ).set_index("goal"), [f"{g.id}: {g.detail}" for g in reported])
+
+
+def sections(run: Run) -> list[Section]:
+    """Every workload's table with its notes, then the goals."""
+    return [_concurrent_section(run), _sweep_section(run), _seeding_section(run), _memory_section(run),
+            _index_section(run), *(_costs_section(run, m) for m in METHODS), _goals_section(run)]
 
 
 def _steal(run: Run) -> str:
