@@ -44,6 +44,6 @@ QUICK = Sizes(mode="quick", window=2.0, rounds=3, pool_sizes=(1, 2, 6, 16),
 #: Proves that every workload runs and fills its rows; measures nothing.  Its windows are shorter
 #: than a second, which pgbench's -T (whole seconds) cannot express: there pgbench runs a fixed
 #: number of transactions per client instead (`pgbench.SMOKE_TRANSACTIONS`).
-SMOKE = Sizes(mode="smoke", window=0.25, rounds=1, pool_sizes=(1, 6),
+SMOKE = Sizes(mode="smoke", window=0.1, rounds=1, pool_sizes=(1, 6),
               seed_brands=20, seed_products=100, seed_skus=1_000, seed_rounds=1,
               memory_rows=(100, 10_000), prefetch=(50, 1_000), memory_rounds=1)

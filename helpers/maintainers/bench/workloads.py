@@ -50,7 +50,7 @@ def steps(connections: int, uvloop: bool) -> dict[str, Pattern]:
 async def _measure(sides: dict[tuple[str, str, int], lab.Side], workload: str, sizes: Sizes,
                    server_cpu: ServerCpu) -> pd.DataFrame:
     for side in sides.values():  # a short warm-up, not recorded
-        await side(min(0.1, sizes.window))
+        await side(min(0.1, sizes.window / 5))
     return await lab.rounds(sides, workload=workload, key=KEY, seconds=sizes.window, count=sizes.rounds,
                             server_cpu=server_cpu)
 
