@@ -94,7 +94,6 @@ def server_cpu_meter(backend_pid: int) -> Callable[[], float] | None:
         return None
 
     def read() -> float:
-        _wait_for_reaping(postmaster)
         times = postmaster.cpu_times()
         total = times.user + times.system + times.children_user + times.children_system
         for child in postmaster.children():
@@ -116,22 +115,6 @@ def _cpu_seconds(process: psutil.Process) -> float:
     except (OSError, ValueError, IndexError):
         times = process.cpu_times()
         return float(times.user + times.system)
-
-
-def _wait_for_reaping(postmaster: psutil.Process, patience: float = 1.0) -> None:
-    """Wait (up to `patience` seconds) until the postmaster has reaped its exited backends.
-
-    A backend that has exited but is not yet reaped (a zombie: pgbench's, just after it
-    disconnected) counts neither among the live children nor in the postmaster's
-    children_user/system, so a reading taken then would leave its CPU time out."""
-    deadline = time.monotonic() + patience
-    while time.monotonic() < deadline:
-        try:
-            if not any(child.status() == psutil.STATUS_ZOMBIE for child in postmaster.children()):
-                return
-        except psutil.Error:
-            pass  # a child vanished while we looked: look again
-        time.sleep(0.002)
 
 
 def _client_cpu() -> float:
