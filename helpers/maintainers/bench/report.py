@@ -296,7 +296,7 @@ def sections(run: Run) -> list[Section]:
 
 def _steal(run: Run) -> str:
     steal = run.environment.get("cpu_steal")
-    return "CPU steal not known" if steal is None else f"{steal:.0%} of the CPU time taken by the hypervisor for other guests"
+    return "CPU steal not known" if steal is None else f"{steal:.1%} of the CPU time taken by the hypervisor for other guests"
 
 
 def render(run: Run) -> str:
