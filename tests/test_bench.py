@@ -52,13 +52,6 @@ async def _drop(*names: str) -> None:
             await drop_database(conn, database_name(name))
 
 
-def bench(*args: str) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run([sys.executable, "-m", "helpers", "bench", *args], cwd=REPO, capture_output=True,
-                            text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result
-
-
 def expected_sides(environment: dict[str, object]) -> set[tuple[str, str, str, int]]:
     """(workload, method, side, clients) of every throughput measurement the smoke run makes."""
     pool = SMOKE.pool_size
@@ -74,7 +67,10 @@ def expected_sides(environment: dict[str, object]) -> set[tuple[str, str, str, i
 @pytest.mark.slow
 def test_the_smoke_bench_records_every_row_and_reports_them(tmp_path: Path, lab_database: str) -> None:
     out = tmp_path / "bench"
-    live = bench("--smoke", "--database", lab_database, "--json", str(out / "bench.json"), "--plots", str(out))
+    live = subprocess.run([sys.executable, "-m", "helpers", "bench", "--smoke", "--database", lab_database,
+                           "--json", str(out / "bench.json"), "--plots", str(out)],
+                          cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert live.returncode == 0, live.stderr[-3000:]
     document = json.loads((out / "bench.json").read_text(encoding="utf-8"))
     assert document["schema_version"] == SCHEMA_VERSION and document["mode"] == "smoke"
     env = document["environment"]

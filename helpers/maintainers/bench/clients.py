@@ -15,6 +15,7 @@ import sys
 import time
 from asyncio.subprocess import PIPE, Process
 from collections.abc import Coroutine, Sequence
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -35,7 +36,7 @@ class Pattern:
 
     connections: int
     pattern: str
-    workers: int = 0
+    workers: int = 0  # 0: one per connection
     reset: str = "default"
     loop: str = "asyncio"
     processes: int = 1
@@ -98,6 +99,14 @@ async def together(starts: Sequence[Coroutine[Any, Any, Opened]]) -> list[Opened
     return opened
 
 
+async def opened(stack: AsyncExitStack, starts: Sequence[Coroutine[Any, Any, Opened]]) -> list[Opened]:
+    """`together`, with each client's close on `stack`: whatever opens after them and fails, they close."""
+    clients = await together(starts)
+    for client in clients:
+        stack.push_async_callback(client.close)
+    return clients
+
+
 class Client:
     """asyncpg in `pattern.processes` processes sharing `pattern.connections` connections."""
 
@@ -106,9 +115,9 @@ class Client:
 
     @classmethod
     async def open(cls, dsn: str, pattern: Pattern, product_id: int) -> Client:
-        each = pattern.connections // pattern.processes
         spec = {"dsn": dsn, "sql": asyncpg_sql(), "product_id": product_id, "methods": list(METHODS),
-                "connections": each, "workers": pattern.workers // pattern.processes or each,
+                "connections": pattern.connections // pattern.processes,
+                "workers": (pattern.workers or pattern.connections) // pattern.processes,
                 "pattern": pattern.pattern, "reset": pattern.reset}
         return cls(pattern, await together([_Process.start(spec, pattern.loop) for _ in range(pattern.processes)]))
 

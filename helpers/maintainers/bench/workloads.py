@@ -16,11 +16,12 @@ keyed by method, side and clients.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AsyncExitStack
 
 import pandas as pd
 
 from ... import lab
-from .clients import Client, Pattern, Psycopg, psycopg_version, together
+from .clients import Client, Pattern, Psycopg, opened, psycopg_version
 from .pgbench import Pgbench
 from .queries import METHODS
 from .sizes import Sizes
@@ -60,53 +61,44 @@ async def concurrent(dsn: str, sizes: Sizes, server_cpu: ServerCpu, *, workload:
     """Workloads 1 and 5 (and 6, run again once the index exists)."""
     pool, product = sizes.pool_size, sizes.product_id
     workers = (1, pool)
-    clients = await together([Client.open(dsn, Pattern(pool, "acquire", workers=n), product) for n in workers])
-    psycopg = await Psycopg.open(dsn, pool, product) if psycopg_version() else None
-    try:
-        with Pgbench(dsn, product) as pgbench:
-            sides: dict[tuple[str, str, int], lab.Side] = {}
-            for method in methods:
-                for n, client in zip(workers, clients, strict=True):
-                    sides[method, "asyncpg", n] = client.side(method)
-                    sides[method, "pgbench", n] = pgbench.side(method, n)
-                    if psycopg is not None:
-                        sides[method, "psycopg", n] = psycopg.side(method, n)
-            return await _measure(sides, workload, sizes, server_cpu)
-    finally:
-        for client in clients:
-            await client.close()
-        if psycopg is not None:
-            await psycopg.close()
+    async with AsyncExitStack() as stack:
+        clients = await opened(stack, [Client.open(dsn, Pattern(pool, "acquire", workers=n), product)
+                                       for n in workers])
+        psycopg = (await opened(stack, [Psycopg.open(dsn, pool, product)]))[0] if psycopg_version() else None
+        pgbench = stack.enter_context(Pgbench(dsn, product))
+        sides: dict[tuple[str, str, int], lab.Side] = {}
+        for method in methods:
+            for n, client in zip(workers, clients, strict=True):
+                sides[method, "asyncpg", n] = client.side(method)
+                sides[method, "pgbench", n] = pgbench.side(method, n)
+                if psycopg is not None:
+                    sides[method, "psycopg", n] = psycopg.side(method, n)
+        return await _measure(sides, workload, sizes, server_cpu)
 
 
 async def pool_sweep(dsn: str, sizes: Sizes, server_cpu: ServerCpu) -> pd.DataFrame:
     """Workload 2: one client per pool size, all open at once."""
-    clients = await together([Client.open(dsn, Pattern(n, "gather"), sizes.product_id) for n in sizes.pool_sizes])
-    try:
-        with Pgbench(dsn, sizes.product_id) as pgbench:
-            sides: dict[tuple[str, str, int], lab.Side] = {}
-            for method in METHODS:
-                for n, client in zip(sizes.pool_sizes, clients, strict=True):
-                    sides[method, "asyncpg", n] = client.side(method)
-                    sides[method, "pgbench", n] = pgbench.side(method, n)
-            return await _measure(sides, "pool sweep", sizes, server_cpu)
-    finally:
-        for client in clients:
-            await client.close()
+    async with AsyncExitStack() as stack:
+        clients = await opened(stack, [Client.open(dsn, Pattern(n, "gather"), sizes.product_id)
+                                       for n in sizes.pool_sizes])
+        pgbench = stack.enter_context(Pgbench(dsn, sizes.product_id))
+        sides: dict[tuple[str, str, int], lab.Side] = {}
+        for method in METHODS:
+            for n, client in zip(sizes.pool_sizes, clients, strict=True):
+                sides[method, "asyncpg", n] = client.side(method)
+                sides[method, "pgbench", n] = pgbench.side(method, n)
+        return await _measure(sides, "pool sweep", sizes, server_cpu)
 
 
 async def pool_costs(dsn: str, sizes: Sizes, server_cpu: ServerCpu, *, uvloop: bool) -> pd.DataFrame:
     """Workload 7: every step's client open at once, beside pgbench with as many clients."""
     plan = steps(sizes.pool_size, uvloop)
-    clients = await together([Client.open(dsn, pattern, sizes.product_id) for pattern in plan.values()])
-    try:
-        with Pgbench(dsn, sizes.product_id) as pgbench:
-            sides: dict[tuple[str, str, int], lab.Side] = {}
-            for method in METHODS:
-                for step, client in zip(plan, clients, strict=True):
-                    sides[method, step, sizes.pool_size] = client.side(method)
-                sides[method, "pgbench", sizes.pool_size] = pgbench.side(method, sizes.pool_size)
-            return await _measure(sides, "pool costs", sizes, server_cpu)
-    finally:
-        for client in clients:
-            await client.close()
+    async with AsyncExitStack() as stack:
+        clients = await opened(stack, [Client.open(dsn, pattern, sizes.product_id) for pattern in plan.values()])
+        pgbench = stack.enter_context(Pgbench(dsn, sizes.product_id))
+        sides: dict[tuple[str, str, int], lab.Side] = {}
+        for method in METHODS:
+            for step, client in zip(plan, clients, strict=True):
+                sides[method, step, sizes.pool_size] = client.side(method)
+            sides[method, "pgbench", sizes.pool_size] = pgbench.side(method, sizes.pool_size)
+        return await _measure(sides, "pool costs", sizes, server_cpu)
